@@ -1,0 +1,196 @@
+//! Settings from the environment, each with its documented default.
+//!
+//! Every function reads the same variables once at init. Missing required settings are not an
+//! init failure: each invocation reports a `ConfigError` naming the variable, so the cause shows
+//! in the console and in Step Functions rather than as an opaque `Runtime.ExitError`.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+
+/// The names of the variables ossnap reads (documented in README).
+pub mod var {
+    pub const ENDPOINT: &str = "OPENSEARCH_ENDPOINT";
+    pub const AUTH: &str = "OPENSEARCH_AUTH";
+    pub const USERNAME: &str = "OPENSEARCH_USERNAME";
+    pub const PASSWORD: &str = "OPENSEARCH_PASSWORD";
+    pub const REPOSITORY: &str = "SNAPSHOT_REPOSITORY";
+    pub const BUCKET: &str = "SNAPSHOT_BUCKET";
+    pub const BASE_PATH: &str = "SNAPSHOT_BASE_PATH";
+    pub const ROLE_ARN: &str = "SNAPSHOT_ROLE_ARN";
+    pub const PREFIX: &str = "SNAPSHOT_PREFIX";
+    pub const INDICES: &str = "SNAPSHOT_INDICES";
+    pub const SERVER_SIDE_ENCRYPTION: &str = "SNAPSHOT_SERVER_SIDE_ENCRYPTION";
+    pub const READONLY: &str = "SNAPSHOT_READONLY";
+    pub const REGION: &str = "AWS_REGION";
+}
+
+pub const DEFAULT_REPOSITORY: &str = "ossnap";
+pub const DEFAULT_PREFIX: &str = "ossnap";
+/// Everything but the security plugin's index, which cannot be restored without an admin
+/// certificate and would make a full restore fail.
+pub const DEFAULT_INDICES: &str = "*,-.opendistro_security";
+
+/// A read-only view of the process environment, so tests can hand in their own.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: HashMap<String, String>,
+}
+
+impl Environment {
+    pub fn from_process() -> Self {
+        Environment {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Environment {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The value of `name`, with an empty value treated as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn flag(&self, name: &str) -> Result<bool> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") | Some("0") | Some("no") => Ok(false),
+            Some("true") | Some("1") | Some("yes") => Ok(true),
+            Some(other) => Err(Error::config(format!(
+                "{name}={other:?} is not a boolean: set it to true or false"
+            ))),
+        }
+    }
+}
+
+/// How requests to the domain are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthSettings {
+    /// SigV4 with service `es` and credentials from aws-config's default chain.
+    SigV4,
+    /// HTTP basic auth, for clusters outside AWS.
+    Basic { username: String, password: String },
+    /// No authentication (the local stack, or a self-managed cluster behind a private network).
+    None,
+}
+
+/// ossnap's settings, read once at init.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub endpoint: Option<String>,
+    pub auth: AuthSettings,
+    pub region: Option<String>,
+    pub repository: String,
+    pub bucket: Option<String>,
+    pub base_path: Option<String>,
+    pub role_arn: Option<String>,
+    pub prefix: String,
+    pub indices: String,
+    pub server_side_encryption: bool,
+    pub readonly: bool,
+}
+
+impl Settings {
+    pub fn from_env(env: &Environment) -> Result<Settings> {
+        let auth = match env.get(var::AUTH).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("sigv4") => AuthSettings::SigV4,
+            Some("none") => AuthSettings::None,
+            Some("basic") => AuthSettings::Basic {
+                username: required(env, var::USERNAME, "the user name for basic auth")?,
+                password: required(env, var::PASSWORD, "the password for basic auth")?,
+            },
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "{}={other:?} is not supported: use sigv4 (default), basic or none",
+                    var::AUTH
+                )))
+            }
+        };
+        Ok(Settings {
+            endpoint: env.get(var::ENDPOINT).map(str::to_string),
+            auth,
+            region: env.get(var::REGION).map(str::to_string),
+            repository: env
+                .get(var::REPOSITORY)
+                .unwrap_or(DEFAULT_REPOSITORY)
+                .to_string(),
+            bucket: env.get(var::BUCKET).map(str::to_string),
+            base_path: env.get(var::BASE_PATH).map(str::to_string),
+            role_arn: env.get(var::ROLE_ARN).map(str::to_string),
+            prefix: env.get(var::PREFIX).unwrap_or(DEFAULT_PREFIX).to_string(),
+            indices: env.get(var::INDICES).unwrap_or(DEFAULT_INDICES).to_string(),
+            server_side_encryption: env.flag(var::SERVER_SIDE_ENCRYPTION)?,
+            readonly: env.flag(var::READONLY)?,
+        })
+    }
+}
+
+fn required(env: &Environment, name: &str, what: &str) -> Result<String> {
+    env.get(name)
+        .map(str::to_string)
+        .ok_or_else(|| Error::config(format!("{name} is not set: set it to {what}")))
+}
+
+/// The error for a setting that an operation needs and nobody gave.
+pub fn missing(name: &str, field: &str, what: &str) -> Error {
+    Error::config(format!(
+        "{name} is not set: set it to {what}, or pass \"{field}\" in the event"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn defaults_leave_out_the_security_index() {
+        let settings = Settings::from_env(&Environment::default()).unwrap();
+        assert_eq!(settings.repository, "ossnap");
+        assert_eq!(settings.prefix, "ossnap");
+        assert_eq!(settings.indices, "*,-.opendistro_security");
+        assert_eq!(settings.auth, AuthSettings::SigV4);
+        assert!(settings.endpoint.is_none());
+    }
+
+    #[test]
+    fn basic_auth_names_the_missing_variable() {
+        let env = Environment::from_pairs([(var::AUTH, "basic"), (var::USERNAME, "admin")]);
+        let error = Settings::from_env(&env).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ConfigError);
+        assert!(error.message().contains("OPENSEARCH_PASSWORD"), "{error}");
+    }
+
+    #[test]
+    fn unknown_auth_mode_and_bad_flags_are_refused() {
+        let env = Environment::from_pairs([(var::AUTH, "kerberos")]);
+        assert!(Settings::from_env(&env)
+            .unwrap_err()
+            .message()
+            .contains("OPENSEARCH_AUTH"));
+        let env = Environment::from_pairs([(var::READONLY, "maybe")]);
+        assert!(Settings::from_env(&env)
+            .unwrap_err()
+            .message()
+            .contains("SNAPSHOT_READONLY"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let env = Environment::from_pairs([(var::REPOSITORY, " "), (var::ENDPOINT, "")]);
+        let settings = Settings::from_env(&env).unwrap();
+        assert_eq!(settings.repository, "ossnap");
+        assert!(settings.endpoint.is_none());
+    }
+}

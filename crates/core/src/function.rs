@@ -1,0 +1,54 @@
+//! What every function shares: its dependencies, built once at init, and the way an
+//! invocation's event becomes an operation's input.
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::config::{Environment, Settings};
+use crate::error::Result;
+use crate::event::Invocation;
+use crate::opensearch::OpenSearch;
+
+/// Everything an operation needs, built once per process.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub settings: Settings,
+    pub opensearch: OpenSearch,
+    pub clock: Clock,
+}
+
+impl Deps {
+    /// Reads the settings and builds the client. An error here is kept and reported by every
+    /// invocation (as a `ConfigError` naming the variable) instead of failing the init.
+    pub async fn from_env(env: &Environment) -> Result<Deps> {
+        let settings = Settings::from_env(env)?;
+        let clock = Clock::system();
+        let opensearch = OpenSearch::from_settings(&settings, clock.clone()).await?;
+        Ok(Deps {
+            settings,
+            opensearch,
+            clock,
+        })
+    }
+}
+
+/// Splits an invocation into the dependencies (or the init error), the input parsed from
+/// whichever envelope it came in, and the Lambda context.
+pub fn prepare<'a, I: DeserializeOwned>(
+    deps: &'a Result<Deps>,
+    event: LambdaEvent<Value>,
+) -> Result<(&'a Deps, Invocation<I>, Context)> {
+    let (payload, context) = event.into_parts();
+    let deps = deps.as_ref().map_err(Clone::clone)?;
+    Ok((deps, Invocation::parse(payload)?, context))
+}
+
+/// Logs a failed invocation with its error type, then hands the result to the runtime.
+pub fn logged<O>(result: Result<O>) -> Result<O> {
+    if let Err(error) = &result {
+        tracing::error!(error_type = error.kind().name(), error = %error, "invocation failed");
+    }
+    result
+}

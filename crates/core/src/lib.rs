@@ -1,0 +1,21 @@
+//! ossnap-core: everything ossnap's Lambda functions do, behind thin `main.rs` files.
+//!
+//! - [`register`], [`snapshot`], [`status`]: the operations, one per function, each with its
+//!   input and output shapes and its Lambda `handle`.
+//! - [`opensearch`]: the client (SigV4, basic or no auth), the API calls, and the classification
+//!   of error responses into the one [`error`] taxonomy whose names Step Functions matches.
+//! - [`event`]: the three shapes an invocation arrives in; [`config`]: settings from the
+//!   environment; [`names`]: validation before any request; [`clock`]: injected time.
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod function;
+pub mod names;
+pub mod opensearch;
+pub mod register;
+pub mod snapshot;
+pub mod status;
+
+pub use error::{Error, ErrorKind, Result};
+pub use function::Deps;

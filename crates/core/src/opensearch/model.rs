@@ -1,0 +1,148 @@
+//! The response shapes ossnap reads. Every field it does not need is ignored and every field
+//! it reads is optional where servers differ, so that new or old versions never break parsing.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const IN_PROGRESS: &str = "IN_PROGRESS";
+pub const SUCCESS: &str = "SUCCESS";
+
+/// `type` and `settings` of a registered repository.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RepositoryDefinition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub settings: Map<String, Value>,
+}
+
+/// `shards` of a snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ShardCounts {
+    #[serde(default)]
+    pub total: u64,
+    #[serde(default)]
+    pub successful: u64,
+    #[serde(default)]
+    pub failed: u64,
+}
+
+/// One entry of `GET _snapshot/<repo>/<names>`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SnapshotInfo {
+    pub snapshot: String,
+    #[serde(default)]
+    pub uuid: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub indices: Vec<String>,
+    #[serde(default)]
+    pub start_time_in_millis: Option<i64>,
+    #[serde(default)]
+    pub end_time_in_millis: Option<i64>,
+    #[serde(default)]
+    pub duration_in_millis: Option<i64>,
+    #[serde(default)]
+    pub shards: Option<ShardCounts>,
+    #[serde(default)]
+    pub failures: Vec<Value>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SnapshotList {
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+/// `file_count` and `size_in_bytes` of one `_status` stats group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct FileStats {
+    #[serde(default)]
+    pub file_count: u64,
+    #[serde(default)]
+    pub size_in_bytes: u64,
+}
+
+/// `stats` of a snapshot's `_status`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SnapshotStats {
+    #[serde(default)]
+    pub incremental: Option<FileStats>,
+    #[serde(default)]
+    pub processed: Option<FileStats>,
+    #[serde(default)]
+    pub total: Option<FileStats>,
+    #[serde(default)]
+    pub start_time_in_millis: Option<i64>,
+    #[serde(default)]
+    pub time_in_millis: Option<i64>,
+}
+
+/// `shards_stats` of a snapshot's `_status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct ShardsStats {
+    #[serde(default)]
+    pub initializing: u64,
+    #[serde(default)]
+    pub started: u64,
+    #[serde(default)]
+    pub finalizing: u64,
+    #[serde(default)]
+    pub done: u64,
+    #[serde(default)]
+    pub failed: u64,
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// One entry of `GET _snapshot/_status` or `GET _snapshot/<repo>/<snap>/_status`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SnapshotStatus {
+    pub snapshot: String,
+    pub repository: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub shards_stats: Option<ShardsStats>,
+    #[serde(default)]
+    pub stats: Option<SnapshotStats>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StatusList {
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotStatus>,
+}
+
+/// `GET _cluster/health`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ClusterHealth {
+    pub status: String,
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_info_tolerates_missing_and_unknown_fields() {
+        let list: SnapshotList = serde_json::from_str(
+            r#"{"snapshots":[
+                {"snapshot":"a","uuid":"u","state":"FAILED","reason":"Indices don't have primary shards [idx2]",
+                 "indices":["idx2"],"failures":[{"index":"idx2","index_uuid":"idx2","shard_id":3,"reason":null,"status":"INTERNAL_SERVER_ERROR"}],
+                 "shards":{"total":5,"failed":5,"successful":0},"brand_new_field":{"x":1}},
+                {"snapshot":"b","indices":[]}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(list.snapshots[0].shards.unwrap().failed, 5);
+        assert_eq!(list.snapshots[1].state, None);
+    }
+}

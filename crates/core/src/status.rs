@@ -1,0 +1,255 @@
+//! `check-status`: where a snapshot stands, and when to look again.
+//!
+//! It reads `GET _snapshot/<repo>/<snap>` and asks `_status` only while the snapshot runs
+//! (on a finished one OpenSearch would read every shard's metadata from S3). The suggested pause
+//! comes from the progress `_status` reports, so that a long snapshot is polled a handful of
+//! times: each poll costs Step Functions state transitions, the workflow's main running cost.
+
+use lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ErrorKind, Result};
+use crate::event::Invocation;
+use crate::function::{logged, prepare, Deps};
+use crate::names;
+use crate::opensearch::{model, ShardCounts, SnapshotStatus};
+
+pub const MIN_WAIT_SECONDS: u64 = 30;
+pub const MAX_WAIT_SECONDS: u64 = 15 * 60;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusInput {
+    pub repository: Option<String>,
+    pub snapshot: Option<String>,
+}
+
+/// One snapshot's standing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotReport {
+    pub repository: String,
+    pub snapshot: String,
+    pub state: String,
+    /// True for every terminal state.
+    pub done: bool,
+    /// SUCCESS with at least one shard and no failed shard: the only outcome worth keeping.
+    pub healthy: bool,
+    pub shards: ShardCounts,
+    pub failures: Vec<Value>,
+    /// Why it failed, when OpenSearch says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub wait_seconds: u64,
+}
+
+/// What runs across the cluster, when no snapshot is named.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterReport {
+    pub running: Vec<RunningSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunningSnapshot {
+    pub repository: String,
+    pub snapshot: String,
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum StatusOutput {
+    Snapshot(SnapshotReport),
+    Cluster(ClusterReport),
+}
+
+pub async fn handle(deps: &Result<Deps>, event: LambdaEvent<Value>) -> Result<StatusOutput> {
+    let (deps, invocation, _) = prepare(deps, event)?;
+    logged(run(deps, invocation).await)
+}
+
+pub async fn run(deps: &Deps, invocation: Invocation<StatusInput>) -> Result<StatusOutput> {
+    let input = invocation.input;
+    let Some(snapshot) = input.snapshot else {
+        let running = deps.opensearch.running_snapshots().await?;
+        return Ok(StatusOutput::Cluster(ClusterReport {
+            running: running
+                .into_iter()
+                .map(|s| RunningSnapshot {
+                    repository: s.repository,
+                    snapshot: s.snapshot,
+                    state: s.state,
+                })
+                .collect(),
+        }));
+    };
+    let repository = input
+        .repository
+        .unwrap_or_else(|| deps.settings.repository.clone());
+    names::validate_repository_name(&repository)?;
+    names::validate_snapshot_name(&snapshot)?;
+    report(deps, &repository, &snapshot)
+        .await
+        .map(StatusOutput::Snapshot)
+}
+
+async fn report(deps: &Deps, repository: &str, snapshot: &str) -> Result<SnapshotReport> {
+    let info = deps.opensearch.get_snapshot(repository, snapshot).await?;
+    let state = info.state.clone().unwrap_or_default();
+    let shards = info.shards.unwrap_or_default();
+    let done = state != model::IN_PROGRESS;
+    let wait_seconds = if done {
+        0
+    } else {
+        match deps.opensearch.snapshot_status(repository, snapshot).await {
+            Ok(status) => suggested_wait(&status),
+            // Finished between the two calls: look again at once.
+            Err(e) if e.kind() == ErrorKind::SnapshotMissing => MIN_WAIT_SECONDS,
+            Err(e) => return Err(e),
+        }
+    };
+    let healthy = state == model::SUCCESS && shards.total > 0 && shards.failed == 0;
+    if state == model::SUCCESS && !healthy {
+        tracing::warn!(
+            repository,
+            snapshot,
+            ?shards,
+            "snapshot reported SUCCESS but is not healthy"
+        );
+    }
+    tracing::info!(
+        repository,
+        snapshot,
+        state,
+        done,
+        healthy,
+        wait_seconds,
+        "snapshot status"
+    );
+    Ok(SnapshotReport {
+        repository: repository.to_string(),
+        snapshot: snapshot.to_string(),
+        reason: info
+            .reason
+            .filter(|r| !r.is_empty())
+            .or_else(|| (state == model::SUCCESS && !healthy).then(|| unhealthy_reason(&shards))),
+        state,
+        done,
+        healthy,
+        shards,
+        failures: info.failures,
+        wait_seconds,
+    })
+}
+
+fn unhealthy_reason(shards: &ShardCounts) -> String {
+    if shards.total == 0 {
+        "the snapshot holds no shards: no index matched SNAPSHOT_INDICES".to_string()
+    } else {
+        format!("{} of {} shards failed", shards.failed, shards.total)
+    }
+}
+
+/// Time left, estimated from the share of bytes (or files, or shards) done so far, clamped to
+/// [30 s, 15 min]. Without any progress yet, wait as long as it has run: the pause doubles.
+pub fn suggested_wait(status: &SnapshotStatus) -> u64 {
+    let elapsed_ms = status
+        .stats
+        .as_ref()
+        .and_then(|s| s.time_in_millis)
+        .unwrap_or(0)
+        .max(0) as f64;
+    let remaining_s = match progress(status) {
+        Some(done) if done > 0.0 => elapsed_ms / 1000.0 * (1.0 - done) / done,
+        _ => elapsed_ms / 1000.0,
+    };
+    (remaining_s.ceil() as u64).clamp(MIN_WAIT_SECONDS, MAX_WAIT_SECONDS)
+}
+
+/// The share done, in [0, 1]: the furthest along of bytes, files and shards, since a shard
+/// with nothing new to upload is done without moving the byte count.
+fn progress(status: &SnapshotStatus) -> Option<f64> {
+    let ratio = |done: u64, total: u64| (total > 0).then(|| (done as f64 / total as f64).min(1.0));
+    let stats = status.stats.as_ref();
+    let to_upload = stats.and_then(|s| s.incremental.or(s.total));
+    let processed = stats.and_then(|s| s.processed);
+    let mut shares = Vec::with_capacity(3);
+    if let (Some(processed), Some(to_upload)) = (processed, to_upload) {
+        shares.extend(ratio(processed.size_in_bytes, to_upload.size_in_bytes));
+        shares.extend(ratio(processed.file_count, to_upload.file_count));
+    }
+    if let Some(shards) = status.shards_stats {
+        shares.extend(ratio(shards.done + shards.failed, shards.total));
+    }
+    shares.into_iter().reduce(f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opensearch::{FileStats, ShardsStats, SnapshotStats};
+
+    fn status(elapsed_s: i64, processed: u64, incremental: u64) -> SnapshotStatus {
+        SnapshotStatus {
+            snapshot: "s".into(),
+            repository: "r".into(),
+            state: Some("STARTED".into()),
+            shards_stats: None,
+            stats: Some(SnapshotStats {
+                incremental: Some(FileStats {
+                    file_count: 10,
+                    size_in_bytes: incremental,
+                }),
+                processed: Some(FileStats {
+                    file_count: 0,
+                    size_in_bytes: processed,
+                }),
+                total: None,
+                start_time_in_millis: Some(0),
+                time_in_millis: Some(elapsed_s * 1000),
+            }),
+        }
+    }
+
+    #[test]
+    fn wait_is_the_estimated_time_left() {
+        // A quarter done after 5 minutes: 15 more minutes.
+        assert_eq!(suggested_wait(&status(300, 250, 1000)), 900);
+        // Half done after 4 minutes: 4 more.
+        assert_eq!(suggested_wait(&status(240, 500, 1000)), 240);
+        // Nearly done: the floor.
+        assert_eq!(suggested_wait(&status(600, 999, 1000)), 30);
+    }
+
+    #[test]
+    fn without_progress_the_wait_grows_with_elapsed_time() {
+        assert_eq!(suggested_wait(&status(10, 0, 1000)), 30);
+        assert_eq!(suggested_wait(&status(120, 0, 1000)), 120);
+        assert_eq!(suggested_wait(&status(5000, 0, 0)), 900);
+    }
+
+    #[test]
+    fn shard_counts_stand_in_for_missing_byte_stats() {
+        let mut s = status(100, 0, 0);
+        s.shards_stats = Some(ShardsStats {
+            done: 3,
+            total: 4,
+            ..ShardsStats::default()
+        });
+        assert_eq!(suggested_wait(&s), 34);
+    }
+
+    /// A 30-minute snapshot with steady progress is polled a handful of times, not thirty.
+    #[test]
+    fn a_thirty_minute_snapshot_is_polled_a_few_times() {
+        let duration = 1800.0;
+        let mut now = 30.0; // snapshot returns wait 30
+        let mut polls = 0;
+        while now < duration {
+            polls += 1;
+            let done = (now / duration * 1000.0) as u64;
+            now += suggested_wait(&status(now as i64, done, 1000)) as f64;
+        }
+        assert!(polls <= 6, "{polls} polls");
+    }
+}
