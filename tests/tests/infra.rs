@@ -715,6 +715,9 @@ fn schedule_violations(template: &Yaml) -> Vec<String> {
     if schedules.is_empty() {
         violations.push("no EventBridge Scheduler schedule starts the state machine".into());
     }
+    if let Some(default) = template["Parameters"]["ScheduleExpression"]["Default"].as_str() {
+        violations.extend(scheduler_expression_problem(default));
+    }
     for (place, schedule) in schedules {
         let input: Option<Json> = schedule["Input"]
             .as_str()
@@ -735,6 +738,52 @@ fn schedule_violations(template: &Yaml) -> Vec<String> {
         }
     }
     violations
+}
+
+/// Why EventBridge Scheduler would refuse `expression`, if it would: a cron has six fields, and
+/// exactly one of day-of-month and day-of-week is `?` (cfn-lint's E3027 checks only Events rules).
+fn scheduler_expression_problem(expression: &str) -> Option<String> {
+    if let Some(rate) = expression
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let parsed = rate.split_once(' ').and_then(|(count, unit)| {
+            let count = count.parse::<u64>().ok().filter(|c| *c > 0)?;
+            Some((count, unit))
+        });
+        let Some((count, unit)) = parsed else {
+            return Some(format!(
+                "{expression}: a rate is rate(<positive count> <unit>)"
+            ));
+        };
+        let singular = ["minute", "hour", "day"].contains(&unit);
+        let plural = ["minutes", "hours", "days"].contains(&unit);
+        return match (count, singular, plural) {
+            (1, true, _) | (2.., _, true) => None,
+            _ => Some(format!(
+                "{expression}: rate unit {unit} does not agree with {count}"
+            )),
+        };
+    }
+    let Some(cron) = expression
+        .strip_prefix("cron(")
+        .and_then(|c| c.strip_suffix(')'))
+    else {
+        return Some(format!("{expression}: neither cron(...) nor rate(...)"));
+    };
+    let fields: Vec<&str> = cron.split(' ').collect();
+    if fields.len() != 6 {
+        return Some(format!(
+            "{expression}: a Scheduler cron has 6 fields, not {}",
+            fields.len()
+        ));
+    }
+    if (fields[2] == "?") == (fields[4] == "?") {
+        return Some(format!(
+            "{expression}: exactly one of day-of-month and day-of-week must be ?"
+        ));
+    }
+    None
 }
 
 fn function_violations(template: &Yaml) -> Vec<String> {
@@ -892,6 +941,30 @@ fn the_fixture_fails_for_the_blogs_actual_flaws() {
     expect("names Retryable");
     expect("Task without TimeoutSeconds");
     expect("the execution has no TimeoutSeconds");
+}
+
+#[test]
+fn scheduler_expressions_are_checked_as_the_scheduler_reads_them() {
+    for good in [
+        "cron(0 2 * * ? *)",
+        "cron(15 */6 ? * MON-FRI *)",
+        "rate(1 hour)",
+        "rate(12 hours)",
+    ] {
+        assert_eq!(scheduler_expression_problem(good), None, "{good}");
+    }
+    for bad in [
+        "cron(0 2 * * *)",
+        "cron(0 2 * * * *)",
+        "rate(1 hours)",
+        "rate(2 hour)",
+        "every day",
+    ] {
+        assert!(
+            scheduler_expression_problem(bad).is_some(),
+            "{bad} was accepted"
+        );
+    }
 }
 
 #[test]
