@@ -1,0 +1,248 @@
+//! Test control: injected faults, added latency, forced snapshot outcomes, red indices, an AWS
+//! automated snapshot, and the request log. [`Control`] is the in-process handle; the loopback
+//! `/_local/...` endpoints change the same state.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The next `count` requests matching `method` and `path` get `status` and `body`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// `None` matches any method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Exact path, or a prefix ending in `*`.
+    pub path: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Perform the real operation first, then answer with the fault (a 504 after the cluster
+    /// accepted the request).
+    #[serde(default)]
+    pub after_accept: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Fault {
+    pub fn new(method: &str, path: &str, status: u16, body: &str) -> Self {
+        Fault {
+            method: Some(method.to_owned()),
+            path: path.to_owned(),
+            count: 1,
+            status,
+            body: body.to_owned(),
+            latency_ms: 0,
+            after_accept: false,
+        }
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        let method_matches = self
+            .method
+            .as_deref()
+            .is_none_or(|expected| expected.eq_ignore_ascii_case(method));
+        let path_matches = match self.path.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == self.path,
+        };
+        method_matches && path_matches
+    }
+}
+
+/// How the next snapshot that starts will end, whatever the cluster's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SnapshotOutcome {
+    /// Stays IN_PROGRESS until deleted (or the stack stops).
+    NeverFinishes,
+    /// Ends FAILED with this reason and nothing written but its SnapshotInfo.
+    Failed { reason: String },
+    /// Ends PARTIAL: the first shard fails with "primary shard is not allocated".
+    Partial,
+}
+
+/// One request as the emulator saw it, after authentication and faults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    /// Raw query string, `""` when there is none.
+    pub query: String,
+    pub status: u16,
+    /// The OpenSearch `error.type`, or a label for AWS front-door/IAM refusals and injected faults.
+    pub error_type: Option<String>,
+}
+
+/// An AWS automated snapshot (`cs-automated` repository), running until `started + duration`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutomatedSnapshot {
+    pub name: String,
+    pub uuid: String,
+    pub started: Instant,
+    pub started_epoch_millis: i64,
+    pub duration: Duration,
+}
+
+pub const AUTOMATED_REPOSITORY: &str = "cs-automated";
+
+#[derive(Default)]
+pub struct Control {
+    faults: Mutex<Vec<Fault>>,
+    latency: Mutex<Duration>,
+    next_outcome: Mutex<Option<SnapshotOutcome>>,
+    red_indices: Mutex<BTreeSet<String>>,
+    automated: Mutex<Option<AutomatedSnapshot>>,
+    requests: Mutex<Vec<LoggedRequest>>,
+}
+
+impl Control {
+    pub fn add_fault(&self, fault: Fault) {
+        self.faults.lock().unwrap().push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+
+    /// Consumes one use of the first fault matching this request.
+    pub(crate) fn take_fault(&self, method: &str, path: &str) -> Option<Fault> {
+        let mut faults = self.faults.lock().unwrap();
+        let position = faults.iter().position(|fault| fault.matches(method, path))?;
+        let fault = faults[position].clone();
+        faults[position].count -= 1;
+        if faults[position].count == 0 {
+            faults.remove(position);
+        }
+        Some(fault)
+    }
+
+    /// Added before every OpenSearch request.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap() = latency;
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        *self.latency.lock().unwrap()
+    }
+
+    pub fn set_next_snapshot_outcome(&self, outcome: SnapshotOutcome) {
+        *self.next_outcome.lock().unwrap() = Some(outcome);
+    }
+
+    pub(crate) fn take_next_snapshot_outcome(&self) -> Option<SnapshotOutcome> {
+        self.next_outcome.lock().unwrap().take()
+    }
+
+    /// The index's primaries become unassigned: cluster health red, snapshots of it fail (or are
+    /// PARTIAL with `partial: true`).
+    pub fn make_index_red(&self, index: &str) {
+        self.red_indices.lock().unwrap().insert(index.to_owned());
+    }
+
+    pub fn make_index_green(&self, index: &str) {
+        self.red_indices.lock().unwrap().remove(index);
+    }
+
+    pub fn is_red(&self, index: &str) -> bool {
+        self.red_indices.lock().unwrap().contains(index)
+    }
+
+    pub(crate) fn any_red(&self) -> bool {
+        !self.red_indices.lock().unwrap().is_empty()
+    }
+
+    /// Starts an automated snapshot in `cs-automated` that runs for `duration`; returns its name.
+    pub fn start_automated_snapshot(&self, duration: Duration) -> String {
+        let started_epoch_millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let stamp = time::OffsetDateTime::now_utc();
+        let name = format!(
+            "{:04}-{:02}-{:02}t{:02}-{:02}-{:02}.{}",
+            stamp.year(),
+            u8::from(stamp.month()),
+            stamp.day(),
+            stamp.hour(),
+            stamp.minute(),
+            stamp.second(),
+            crate::ids::random_base64_uuid().to_lowercase().replace(['-', '_'], "")
+        );
+        *self.automated.lock().unwrap() = Some(AutomatedSnapshot {
+            name: name.clone(),
+            uuid: crate::ids::random_base64_uuid(),
+            started: Instant::now(),
+            started_epoch_millis: started_epoch_millis as i64,
+            duration,
+        });
+        name
+    }
+
+    /// The automated snapshot, while it is still running.
+    pub fn running_automated_snapshot(&self) -> Option<AutomatedSnapshot> {
+        let mut automated = self.automated.lock().unwrap();
+        match automated.as_ref() {
+            Some(snapshot) if snapshot.started.elapsed() < snapshot.duration => Some(snapshot.clone()),
+            Some(_) => {
+                *automated = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub(crate) fn log(&self, request: LoggedRequest) {
+        self.requests.lock().unwrap().push(request);
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.requests.lock().unwrap().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_is_used_count_times_then_gone() {
+        let control = Control::default();
+        control.add_fault(Fault {
+            count: 2,
+            ..Fault::new("PUT", "/_snapshot/repo/*", 504, "")
+        });
+        assert!(control.take_fault("GET", "/_snapshot/repo/a").is_none());
+        assert!(control.take_fault("PUT", "/_snapshot/other/a").is_none());
+        assert!(control.take_fault("put", "/_snapshot/repo/a").is_some());
+        assert!(control.take_fault("PUT", "/_snapshot/repo/b").is_some());
+        assert!(control.take_fault("PUT", "/_snapshot/repo/c").is_none());
+    }
+
+    #[test]
+    fn an_exact_path_does_not_match_longer_paths() {
+        let control = Control::default();
+        control.add_fault(Fault::new("GET", "/_snapshot/repo", 500, ""));
+        assert!(control.take_fault("GET", "/_snapshot/repo/snap").is_none());
+        assert!(control.take_fault("GET", "/_snapshot/repo").is_some());
+    }
+
+    #[test]
+    fn the_automated_snapshot_ends_by_itself() {
+        let control = Control::default();
+        control.start_automated_snapshot(Duration::ZERO);
+        assert!(control.running_automated_snapshot().is_none());
+        control.start_automated_snapshot(Duration::from_secs(60));
+        assert!(control.running_automated_snapshot().is_some());
+    }
+}

@@ -1,0 +1,158 @@
+//! `ossnap-local`: the local stack as a process, for the demo and for trying ossnap by hand.
+//!
+//! ```text
+//! ossnap-local [--data-dir DIR] [--opensearch-port 9200] [--s3-port 9000] [--seed]
+//! ```
+//! Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (fixed development credentials
+//! when unset), the bucket from SNAPSHOT_BUCKET. Stops on Ctrl-C or SIGTERM and keeps its data
+//! directory, so a restart finds buckets, repositories, snapshots and indices again.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ossnap_local_stack::{Credentials, LocalStack, LocalStackConfig, DEFAULT_BUCKET};
+
+const USAGE: &str = "usage: ossnap-local [--data-dir DIR] [--opensearch-port PORT] [--s3-port PORT] [--seed]";
+
+struct Arguments {
+    data_dir: PathBuf,
+    opensearch_port: u16,
+    s3_port: u16,
+    seed: bool,
+}
+
+fn parse_arguments(arguments: impl Iterator<Item = String>) -> Result<Arguments, String> {
+    let mut parsed = Arguments {
+        data_dir: PathBuf::from(".ossnap-local"),
+        opensearch_port: 9200,
+        s3_port: 9000,
+        seed: false,
+    };
+    let mut arguments = arguments.peekable();
+    while let Some(argument) = arguments.next() {
+        let mut value = |name: &str| arguments.next().ok_or_else(|| format!("{name} needs a value"));
+        match argument.as_str() {
+            "--data-dir" => parsed.data_dir = PathBuf::from(value("--data-dir")?),
+            "--opensearch-port" => {
+                parsed.opensearch_port = value("--opensearch-port")?
+                    .parse()
+                    .map_err(|_| "--opensearch-port must be a port number".to_owned())?
+            }
+            "--s3-port" => {
+                parsed.s3_port = value("--s3-port")?
+                    .parse()
+                    .map_err(|_| "--s3-port must be a port number".to_owned())?
+            }
+            "--seed" => parsed.seed = true,
+            "--help" | "-h" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn credentials_from_environment() -> (Credentials, bool) {
+    match (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
+        (Ok(access_key_id), Ok(secret_access_key)) if !access_key_id.is_empty() => (
+            Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: std::env::var("AWS_SESSION_TOKEN").ok().filter(|token| !token.is_empty()),
+            },
+            false,
+        ),
+        _ => (Credentials::development(), true),
+    }
+}
+
+async fn wait_for_stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = sigterm => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let arguments = match parse_arguments(std::env::args().skip(1)) {
+        Ok(arguments) => arguments,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let (credentials, development) = credentials_from_environment();
+    let config = LocalStackConfig {
+        opensearch_port: arguments.opensearch_port,
+        s3_port: arguments.s3_port,
+        credentials,
+        bucket: std::env::var("SNAPSHOT_BUCKET").unwrap_or_else(|_| DEFAULT_BUCKET.to_owned()),
+        ..LocalStackConfig::new(&arguments.data_dir)
+    };
+    let stack = match LocalStack::start(config).await {
+        Ok(stack) => stack,
+        Err(error) => {
+            eprintln!("ossnap-local: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if arguments.seed {
+        if let Err(error) = stack.seed_sample_indices() {
+            eprintln!("ossnap-local: seeding failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let config = stack.config();
+    println!("ossnap-local is running (data in {})", config.data_dir.display());
+    println!("  OpenSearch (SigV4, service es): {}", stack.opensearch_endpoint());
+    println!("  S3:                             {} (bucket {})", stack.s3_endpoint(), config.bucket);
+    println!("  principal:                      {}", config.principal_arn);
+    if development {
+        println!("  using fixed development credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY unset)");
+    }
+    println!();
+    println!("export OPENSEARCH_ENDPOINT={}", stack.opensearch_endpoint());
+    println!("export AWS_ENDPOINT_URL_S3={}", stack.s3_endpoint());
+    println!("export AWS_ACCESS_KEY_ID={}", config.credentials.access_key_id);
+    println!("export AWS_SECRET_ACCESS_KEY={}", config.credentials.secret_access_key);
+    if let Some(token) = &config.credentials.session_token {
+        println!("export AWS_SESSION_TOKEN={token}");
+    }
+    println!("export AWS_REGION={}", config.region);
+    println!("export SNAPSHOT_BUCKET={}", config.bucket);
+    println!();
+    println!("Ctrl-C stops it; the data directory is kept.");
+
+    wait_for_stop_signal().await;
+    println!("stopping ossnap-local");
+    stack.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Result<Arguments, String> {
+        parse_arguments(arguments.iter().map(|argument| (*argument).to_owned()))
+    }
+
+    #[test]
+    fn arguments_are_parsed() {
+        let parsed = parse(&["--data-dir", "/tmp/x", "--opensearch-port", "1", "--s3-port", "2", "--seed"]).unwrap();
+        assert_eq!(parsed.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!((parsed.opensearch_port, parsed.s3_port, parsed.seed), (1, 2, true));
+        assert!(parse(&["--opensearch-port", "x"]).is_err());
+        assert!(parse(&["--data-dir"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+    }
+}
