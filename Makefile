@@ -8,7 +8,12 @@ FUNCTIONS     := register snapshot check-status
 # cargo-lambda and the independent SigV4 signer the tests compare against, pinned.
 PY_TOOLS      := cargo-lambda==1.9.2 botocore==1.44.8
 
-.PHONY: build test test-rust lint package deploy tools
+.PHONY: build demo test test-rust lint package bench deploy tools
+
+# The main job on the local stack: register, snapshot, check-status until done.
+demo: tools
+	cargo build --workspace --bins
+	cargo run -q -p ossnap-tests --bin demo
 
 include infra/lint.mk
 
@@ -30,6 +35,24 @@ lint:
 package: tools
 	$(VENV)/bin/cargo-lambda lambda build --release --output-format zip \
 		$(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(addprefix --bin ,$(FUNCTIONS))
+
+# Cold start, invoke time and peak RSS of the release packages beside the Python twin, the
+# packages' zip sizes, and SigV4 signing cost. Built for this machine's architecture (x86_64).
+bench: tools .venv-bench/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --x86-64 $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do \
+		$(PYTHON) -c 'import sys, zipfile, io, os; b = io.BytesIO(); z = zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED, compresslevel=9); z.write(sys.argv[1], "bootstrap"); z.close(); print(f"{sys.argv[2]:<14} bootstrap {os.path.getsize(sys.argv[1]):>10,} B   zip -9 {len(b.getvalue()):>10,} B")' target/lambda/$$f/bootstrap $$f; \
+	done
+	@echo "TLS stacks linked into the functions (want only rustls 0.23, hyper 1):"
+	@cargo tree -e normal -p ossnap-register -p ossnap-snapshot -p ossnap-check-status --prefix none \
+		| grep -E '^(rustls|hyper|ring|openssl|native-tls) ' | sort -u
+	cargo bench -p ossnap-tests --bench cold_start
+	cargo bench -p ossnap-core --bench sigv4 -- --noplot
+
+.venv-bench/.installed: bench/python/requirements.txt
+	test -x .venv-bench/bin/pip || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
 
 tools: $(VENV)/.installed
 

@@ -1,0 +1,116 @@
+//! A local stack per test, and ossnap's dependencies pointed at it.
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use ossnap_core::clock::Clock;
+use ossnap_core::config::{Environment, Settings};
+use ossnap_core::opensearch::{Auth, OpenSearch, SigV4Signer};
+use ossnap_core::Deps;
+use ossnap_local_stack::{LocalStack, LocalStackConfig};
+use serde_json::{json, Value};
+
+/// The role OpenSearch assumes to write to the bucket, in every test.
+pub const SNAPSHOT_ROLE: &str = "arn:aws:iam::123456789012:role/ossnap-snapshot";
+pub const BASE_PATH: &str = "clusters/local";
+
+/// A running local stack and the directory it keeps its data in.
+pub struct TestStack {
+    pub local: LocalStack,
+    _data: tempfile::TempDir,
+}
+
+impl TestStack {
+    pub async fn start() -> TestStack {
+        TestStack::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut LocalStackConfig)) -> TestStack {
+        let data = tempfile::tempdir().expect("a temporary directory");
+        let mut config = LocalStackConfig::for_tests(data.path());
+        adjust(&mut config);
+        let local = LocalStack::start(config).await.expect("the local stack starts");
+        TestStack { local, _data: data }
+    }
+
+    /// The environment a deployed function would have, pointed at this stack.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let config = self.local.config();
+        vec![
+            ("OPENSEARCH_ENDPOINT".into(), self.local.opensearch_endpoint()),
+            ("AWS_REGION".into(), config.region.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), config.credentials.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), config.credentials.secret_access_key.clone()),
+            ("SNAPSHOT_BUCKET".into(), config.bucket.clone()),
+            ("SNAPSHOT_BASE_PATH".into(), BASE_PATH.into()),
+            ("SNAPSHOT_ROLE_ARN".into(), SNAPSHOT_ROLE.into()),
+        ]
+    }
+
+    /// ossnap's dependencies with `extra` variables on top of [`Self::env`]; sleeps return at once.
+    pub fn deps(&self, extra: &[(&str, &str)]) -> Deps {
+        let mut vars = self.env();
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let settings = Settings::from_env(&Environment::from_pairs(vars)).expect("valid settings");
+        let config = self.local.config();
+        let credentials = aws_credential_types::Credentials::new(
+            &config.credentials.access_key_id,
+            &config.credentials.secret_access_key,
+            config.credentials.session_token.clone(),
+            None,
+            "local-stack",
+        );
+        let auth = Auth::SigV4(SigV4Signer::for_opensearch(
+            SharedCredentialsProvider::new(credentials),
+            config.region.clone(),
+        ));
+        let clock = Clock::without_sleeps();
+        Deps {
+            opensearch: OpenSearch::new(&self.local.opensearch_endpoint(), auth, clock.clone())
+                .expect("a valid endpoint"),
+            settings,
+            clock,
+        }
+    }
+
+    /// Creates `index` with `docs` documents through the OpenSearch API.
+    pub async fn seed_index(&self, deps: &Deps, index: &str, docs: usize) {
+        let os = &deps.opensearch;
+        os.call(
+            http::Method::PUT,
+            &format!("/{index}"),
+            &[],
+            Some(&json!({"settings": {"number_of_shards": 2, "number_of_replicas": 0}})),
+        )
+        .await
+        .expect("index created");
+        for n in 0..docs {
+            os.call(
+                http::Method::POST,
+                &format!("/{index}/_doc"),
+                &[],
+                Some(&json!({"message": format!("event {n}"), "n": n})),
+            )
+            .await
+            .expect("document indexed");
+        }
+    }
+
+    /// Requests the emulator saw with `method` and a path starting with `prefix`.
+    pub fn requests(&self, method: &str, prefix: &str) -> Vec<String> {
+        self.local
+            .control()
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == method && r.path.starts_with(prefix))
+            .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+            .collect()
+    }
+}
+
+/// The body OpenSearch answers a concurrent snapshot with, for fault injection.
+pub fn error_body(error_type: &str, reason: &str, status: u16) -> String {
+    let body: Value = json!({
+        "error": {"root_cause": [{"type": error_type, "reason": reason}], "type": error_type, "reason": reason},
+        "status": status
+    });
+    body.to_string()
+}
