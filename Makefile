@@ -4,7 +4,7 @@
 ARCH          ?= arm64
 PYTHON        ?= python3
 VENV          := .venv
-FUNCTIONS     := register snapshot check-status
+FUNCTIONS     := register snapshot check-status retention
 # cargo-lambda and the independent SigV4 signer the tests compare against, pinned.
 PY_TOOLS      := cargo-lambda==1.9.2 botocore==1.44.8
 
@@ -48,6 +48,11 @@ bench: tools .venv-bench/.installed
 		| grep -E '^(rustls|hyper|ring|openssl|native-tls) ' | sort -u
 	cargo bench -p ossnap-tests --bench cold_start
 	cargo bench -p ossnap-core --bench sigv4 -- --noplot
+
+# The first deploy is interactive: `sam deploy --template-file infra/template.yaml --guided`
+# (it writes samconfig.toml); later ones reuse its answers.
+deploy: package
+	sam deploy --template-file infra/template.yaml --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset
 
 .venv-bench/.installed: bench/python/requirements.txt
 	test -x .venv-bench/bin/pip || $(PYTHON) -m venv .venv-bench

@@ -36,10 +36,10 @@ impl Deps {
 
 /// Splits an invocation into the dependencies (or the init error), the input parsed from
 /// whichever envelope it came in, and the Lambda context.
-pub fn prepare<'a, I: DeserializeOwned>(
-    deps: &'a Result<Deps>,
+pub fn prepare<'a, D, I: DeserializeOwned>(
+    deps: &'a Result<D>,
     event: LambdaEvent<Value>,
-) -> Result<(&'a Deps, Invocation<I>, Context)> {
+) -> Result<(&'a D, Invocation<I>, Context)> {
     let (payload, context) = event.into_parts();
     let deps = deps.as_ref().map_err(Clone::clone)?;
     Ok((deps, Invocation::parse(payload)?, context))

@@ -1,6 +1,6 @@
 //! ossnap-core: everything ossnap's Lambda functions do, behind thin `main.rs` files.
 //!
-//! - [`register`], [`snapshot`], [`status`]: the operations, one per function, each with its
+//! - [`register`], [`snapshot`], [`status`], [`retention`]: the operations, one per function, each with its
 //!   input and output shapes and its Lambda `handle`.
 //! - [`opensearch`]: the client (SigV4, basic or no auth), the API calls, and the classification
 //!   of error responses into the one [`error`] taxonomy whose names Step Functions matches.
@@ -14,6 +14,7 @@ pub mod function;
 pub mod names;
 pub mod opensearch;
 pub mod register;
+pub mod retention;
 pub mod snapshot;
 pub mod status;
 
