@@ -76,7 +76,11 @@ where
         .message()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{error:?}"));
-    StoreError { code, message, status }
+    StoreError {
+        code,
+        message,
+        status,
+    }
 }
 
 #[derive(Clone)]
@@ -162,7 +166,9 @@ impl BlobStore {
                 }
             }
             match output.next_continuation_token() {
-                Some(token) if output.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
+                Some(token) if output.is_truncated() == Some(true) => {
+                    continuation = Some(token.to_owned())
+                }
                 _ => break,
             }
         }

@@ -77,7 +77,13 @@ pub(crate) struct Segment {
 }
 
 impl IndexState {
-    pub fn new(uuid: String, creation_date: i64, number_of_shards: u32, number_of_replicas: u32, mappings: Value) -> Self {
+    pub fn new(
+        uuid: String,
+        creation_date: i64,
+        number_of_shards: u32,
+        number_of_replicas: u32,
+        mappings: Value,
+    ) -> Self {
         IndexState {
             uuid,
             creation_date,
@@ -139,12 +145,27 @@ impl IndexState {
     /// The index settings as `GET {index}/_settings` and index metadata show them (strings).
     pub fn settings(&self, name: &str) -> Map<String, Value> {
         let mut settings = Map::new();
-        settings.insert("index.creation_date".to_owned(), Value::String(self.creation_date.to_string()));
-        settings.insert("index.number_of_replicas".to_owned(), Value::String(self.number_of_replicas.to_string()));
-        settings.insert("index.number_of_shards".to_owned(), Value::String(self.number_of_shards.to_string()));
-        settings.insert("index.provided_name".to_owned(), Value::String(name.to_owned()));
+        settings.insert(
+            "index.creation_date".to_owned(),
+            Value::String(self.creation_date.to_string()),
+        );
+        settings.insert(
+            "index.number_of_replicas".to_owned(),
+            Value::String(self.number_of_replicas.to_string()),
+        );
+        settings.insert(
+            "index.number_of_shards".to_owned(),
+            Value::String(self.number_of_shards.to_string()),
+        );
+        settings.insert(
+            "index.provided_name".to_owned(),
+            Value::String(name.to_owned()),
+        );
         settings.insert("index.uuid".to_owned(), Value::String(self.uuid.clone()));
-        settings.insert("index.version.created".to_owned(), Value::String("136387827".to_owned()));
+        settings.insert(
+            "index.version.created".to_owned(),
+            Value::String("136387827".to_owned()),
+        );
         settings
     }
 }
@@ -162,10 +183,12 @@ impl StateFile {
 
     pub fn load(&self) -> Result<Option<ClusterState>, Error> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| Error::State {
-                path: self.path.clone(),
-                reason: error.to_string(),
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|error| Error::State {
+                    path: self.path.clone(),
+                    reason: error.to_string(),
+                }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(Error::State {
                 path: self.path.clone(),

@@ -117,7 +117,9 @@ impl Control {
     /// Consumes one use of the first fault matching this request.
     pub(crate) fn take_fault(&self, method: &str, path: &str) -> Option<Fault> {
         let mut faults = self.faults.lock().unwrap();
-        let position = faults.iter().position(|fault| fault.matches(method, path))?;
+        let position = faults
+            .iter()
+            .position(|fault| fault.matches(method, path))?;
         let fault = faults[position].clone();
         faults[position].count -= 1;
         if faults[position].count == 0 {
@@ -163,7 +165,8 @@ impl Control {
 
     /// Starts an automated snapshot in `cs-automated` that runs for `duration`; returns its name.
     pub fn start_automated_snapshot(&self, duration: Duration) -> String {
-        let started_epoch_millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let started_epoch_millis =
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         let stamp = time::OffsetDateTime::now_utc();
         let name = format!(
             "{:04}-{:02}-{:02}t{:02}-{:02}-{:02}.{}",
@@ -173,7 +176,9 @@ impl Control {
             stamp.hour(),
             stamp.minute(),
             stamp.second(),
-            crate::ids::random_base64_uuid().to_lowercase().replace(['-', '_'], "")
+            crate::ids::random_base64_uuid()
+                .to_lowercase()
+                .replace(['-', '_'], "")
         );
         *self.automated.lock().unwrap() = Some(AutomatedSnapshot {
             name: name.clone(),
@@ -189,7 +194,9 @@ impl Control {
     pub fn running_automated_snapshot(&self) -> Option<AutomatedSnapshot> {
         let mut automated = self.automated.lock().unwrap();
         match automated.as_ref() {
-            Some(snapshot) if snapshot.started.elapsed() < snapshot.duration => Some(snapshot.clone()),
+            Some(snapshot) if snapshot.started.elapsed() < snapshot.duration => {
+                Some(snapshot.clone())
+            }
             Some(_) => {
                 *automated = None;
                 None

@@ -65,7 +65,11 @@ impl ApiError {
     }
 
     pub fn repository_missing(repository: &str) -> Self {
-        Self::opensearch(404, "repository_missing_exception", format!("[{repository}] missing"))
+        Self::opensearch(
+            404,
+            "repository_missing_exception",
+            format!("[{repository}] missing"),
+        )
     }
 
     pub fn snapshot_missing(repository: &str, snapshot: &str) -> Self {
@@ -84,7 +88,12 @@ impl ApiError {
         )
     }
 
-    pub fn concurrent_snapshot(profile: Profile, repository: &str, snapshot: &str, running: usize) -> Self {
+    pub fn concurrent_snapshot(
+        profile: Profile,
+        repository: &str,
+        snapshot: &str,
+        running: usize,
+    ) -> Self {
         let status = match profile {
             Profile::V2 => 503,
             Profile::V3 => 409,
@@ -99,7 +108,11 @@ impl ApiError {
     }
 
     pub fn repository_exception(repository: &str, reason: &str) -> Self {
-        Self::opensearch(500, "repository_exception", format!("[{repository}] {reason}"))
+        Self::opensearch(
+            500,
+            "repository_exception",
+            format!("[{repository}] {reason}"),
+        )
     }
 
     pub fn illegal_argument(reason: impl Into<String>) -> Self {
@@ -116,7 +129,13 @@ impl ApiError {
         extra.insert("resource.id".to_owned(), json!(index));
         extra.insert("resource.type".to_owned(), json!("index_or_alias"));
         extra.insert("index_uuid".to_owned(), json!("_na_"));
-        Self::opensearch_with(404, "index_not_found_exception", format!("no such index [{index}]"), extra, None)
+        Self::opensearch_with(
+            404,
+            "index_not_found_exception",
+            format!("no such index [{index}]"),
+            extra,
+            None,
+        )
     }
 
     /// An S3 failure below a repository operation: `i_o_exception` caused by `amazon_s3_exception`.

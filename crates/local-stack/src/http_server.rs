@@ -48,7 +48,9 @@ pub(crate) async fn bind(what: &'static str, port: u16) -> Result<TcpListener, E
 pub(crate) fn spawn<F, S, B>(listener: TcpListener, make_service: F) -> Result<RunningServer, Error>
 where
     F: Fn(SocketAddr) -> S + Send + 'static,
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: hyper::body::Body + Send + 'static,
@@ -86,13 +88,18 @@ where
     })
 }
 
-pub(crate) async fn serve_opensearch(emulator: Arc<Emulator>, port: u16) -> Result<RunningServer, Error> {
+pub(crate) async fn serve_opensearch(
+    emulator: Arc<Emulator>,
+    port: u16,
+) -> Result<RunningServer, Error> {
     let listener = bind("OpenSearch emulator", port).await?;
     spawn(listener, move |peer| {
         let emulator = emulator.clone();
         hyper::service::service_fn(move |request| {
             let emulator = emulator.clone();
-            async move { Ok::<http::Response<Full<Bytes>>, Infallible>(emulator.handle(peer, request).await) }
+            async move {
+                Ok::<http::Response<Full<Bytes>>, Infallible>(emulator.handle(peer, request).await)
+            }
         })
     })
 }

@@ -26,10 +26,9 @@ fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
     for chunk in bytes.chunks(3) {
-        let value = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &byte)| acc | (u32::from(byte) << (16 - 8 * i)));
+        let value = chunk.iter().enumerate().fold(0u32, |acc, (i, &byte)| {
+            acc | (u32::from(byte) << (16 - 8 * i))
+        });
         for i in 0..=chunk.len() {
             out.push(ALPHABET[((value >> (18 - 6 * i)) & 0x3F) as usize] as char);
         }
@@ -46,7 +45,9 @@ mod tests {
         let first = random_base64_uuid();
         let second = random_base64_uuid();
         assert_eq!(first.len(), 22);
-        assert!(first.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(first
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(first, second);
     }
 

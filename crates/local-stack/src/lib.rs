@@ -175,7 +175,8 @@ impl LocalStack {
         blob_store::ensure_bucket(&client, &config.bucket).await?;
 
         let emulator = Arc::new(opensearch::Emulator::load(config.clone(), client)?);
-        let opensearch = http_server::serve_opensearch(emulator.clone(), config.opensearch_port).await?;
+        let opensearch =
+            http_server::serve_opensearch(emulator.clone(), config.opensearch_port).await?;
         Ok(LocalStack {
             opensearch_address: opensearch.address,
             s3_address: s3.address,
@@ -204,7 +205,11 @@ impl LocalStack {
     /// An aws-sdk-s3 client for the embedded S3 server (path-style, the configured credentials),
     /// for tests that look at what the emulator wrote.
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
-        blob_store::client(&self.s3_endpoint(), &self.config.region, &self.config.credentials)
+        blob_store::client(
+            &self.s3_endpoint(),
+            &self.config.region,
+            &self.config.credentials,
+        )
     }
 
     /// Creates a few sample indices with documents (the binary's `--seed`); indices that already

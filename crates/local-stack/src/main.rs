@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 use ossnap_local_stack::{Credentials, LocalStack, LocalStackConfig, DEFAULT_BUCKET};
 
-const USAGE: &str = "usage: ossnap-local [--data-dir DIR] [--opensearch-port PORT] [--s3-port PORT] [--seed]";
+const USAGE: &str =
+    "usage: ossnap-local [--data-dir DIR] [--opensearch-port PORT] [--s3-port PORT] [--seed]";
 
 struct Arguments {
     data_dir: PathBuf,
@@ -30,7 +31,11 @@ fn parse_arguments(arguments: impl Iterator<Item = String>) -> Result<Arguments,
     };
     let mut arguments = arguments.peekable();
     while let Some(argument) = arguments.next() {
-        let mut value = |name: &str| arguments.next().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            arguments
+                .next()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         match argument.as_str() {
             "--data-dir" => parsed.data_dir = PathBuf::from(value("--data-dir")?),
             "--opensearch-port" => {
@@ -52,12 +57,17 @@ fn parse_arguments(arguments: impl Iterator<Item = String>) -> Result<Arguments,
 }
 
 fn credentials_from_environment() -> (Credentials, bool) {
-    match (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
+    match (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
         (Ok(access_key_id), Ok(secret_access_key)) if !access_key_id.is_empty() => (
             Credentials {
                 access_key_id,
                 secret_access_key,
-                session_token: std::env::var("AWS_SESSION_TOKEN").ok().filter(|token| !token.is_empty()),
+                session_token: std::env::var("AWS_SESSION_TOKEN")
+                    .ok()
+                    .filter(|token| !token.is_empty()),
             },
             false,
         ),
@@ -66,7 +76,8 @@ fn credentials_from_environment() -> (Credentials, bool) {
 }
 
 async fn wait_for_stop_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let sigterm = async {
         match terminate.as_mut() {
             Some(signal) => {
@@ -112,18 +123,36 @@ async fn main() -> ExitCode {
         }
     }
     let config = stack.config();
-    println!("ossnap-local is running (data in {})", config.data_dir.display());
-    println!("  OpenSearch (SigV4, service es): {}", stack.opensearch_endpoint());
-    println!("  S3:                             {} (bucket {})", stack.s3_endpoint(), config.bucket);
+    println!(
+        "ossnap-local is running (data in {})",
+        config.data_dir.display()
+    );
+    println!(
+        "  OpenSearch (SigV4, service es): {}",
+        stack.opensearch_endpoint()
+    );
+    println!(
+        "  S3:                             {} (bucket {})",
+        stack.s3_endpoint(),
+        config.bucket
+    );
     println!("  principal:                      {}", config.principal_arn);
     if development {
-        println!("  using fixed development credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY unset)");
+        println!(
+            "  using fixed development credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY unset)"
+        );
     }
     println!();
     println!("export OPENSEARCH_ENDPOINT={}", stack.opensearch_endpoint());
     println!("export AWS_ENDPOINT_URL_S3={}", stack.s3_endpoint());
-    println!("export AWS_ACCESS_KEY_ID={}", config.credentials.access_key_id);
-    println!("export AWS_SECRET_ACCESS_KEY={}", config.credentials.secret_access_key);
+    println!(
+        "export AWS_ACCESS_KEY_ID={}",
+        config.credentials.access_key_id
+    );
+    println!(
+        "export AWS_SECRET_ACCESS_KEY={}",
+        config.credentials.secret_access_key
+    );
     if let Some(token) = &config.credentials.session_token {
         println!("export AWS_SESSION_TOKEN={token}");
     }
@@ -148,9 +177,21 @@ mod tests {
 
     #[test]
     fn arguments_are_parsed() {
-        let parsed = parse(&["--data-dir", "/tmp/x", "--opensearch-port", "1", "--s3-port", "2", "--seed"]).unwrap();
+        let parsed = parse(&[
+            "--data-dir",
+            "/tmp/x",
+            "--opensearch-port",
+            "1",
+            "--s3-port",
+            "2",
+            "--seed",
+        ])
+        .unwrap();
         assert_eq!(parsed.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!((parsed.opensearch_port, parsed.s3_port, parsed.seed), (1, 2, true));
+        assert_eq!(
+            (parsed.opensearch_port, parsed.s3_port, parsed.seed),
+            (1, 2, true)
+        );
         assert!(parse(&["--opensearch-port", "x"]).is_err());
         assert!(parse(&["--data-dir"]).is_err());
         assert!(parse(&["--bogus"]).is_err());

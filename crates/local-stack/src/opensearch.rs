@@ -23,7 +23,14 @@ use crate::{sigv4, AuthMode, Error, LocalStackConfig};
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// Query parameters every endpoint accepts.
-const GLOBAL_PARAMETERS: &[&str] = &["pretty", "human", "error_trace", "filter_path", "source", "source_content_type"];
+const GLOBAL_PARAMETERS: &[&str] = &[
+    "pretty",
+    "human",
+    "error_trace",
+    "filter_path",
+    "source",
+    "source_content_type",
+];
 
 pub(crate) struct Emulator {
     pub config: LocalStackConfig,
@@ -63,7 +70,9 @@ impl Call {
         let unknown: Vec<&String> = self
             .query
             .keys()
-            .filter(|name| !allowed.contains(&name.as_str()) && !GLOBAL_PARAMETERS.contains(&name.as_str()))
+            .filter(|name| {
+                !allowed.contains(&name.as_str()) && !GLOBAL_PARAMETERS.contains(&name.as_str())
+            })
             .collect();
         match unknown.as_slice() {
             [] => Ok(()),
@@ -74,7 +83,10 @@ impl Call {
             many => Err(ApiError::illegal_argument(format!(
                 "request [{}] contains unrecognized parameters: {}",
                 self.path,
-                many.iter().map(|name| format!("[{name}]")).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|name| format!("[{name}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -85,19 +97,22 @@ impl Call {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(&self.body).map(Some).map_err(|error| {
-            ApiError::opensearch_with(
-                400,
-                "parse_exception",
-                "Failed to parse content to map",
-                Map::new(),
-                Some(json!({"type": "json_parse_exception", "reason": error.to_string()})),
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .map(Some)
+            .map_err(|error| {
+                ApiError::opensearch_with(
+                    400,
+                    "parse_exception",
+                    "Failed to parse content to map",
+                    Map::new(),
+                    Some(json!({"type": "json_parse_exception", "reason": error.to_string()})),
+                )
+            })
     }
 
     pub fn required_json(&self) -> Result<Value, ApiError> {
-        self.json()?.ok_or_else(|| ApiError::parse("request body is required"))
+        self.json()?
+            .ok_or_else(|| ApiError::parse("request body is required"))
     }
 }
 
@@ -127,7 +142,9 @@ impl Reply {
 pub(crate) type Handled = Result<Reply, ApiError>;
 
 fn percent_decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn parse_query(raw: &str) -> BTreeMap<String, String> {
@@ -135,7 +152,10 @@ fn parse_query(raw: &str) -> BTreeMap<String, String> {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(&key.replace('+', " ")), percent_decode(&value.replace('+', " ")))
+            (
+                percent_decode(&key.replace('+', " ")),
+                percent_decode(&value.replace('+', " ")),
+            )
         })
         .collect()
 }
@@ -198,11 +218,19 @@ impl Emulator {
     /// state publication.
     pub fn save(&self, state: &ClusterState) -> Result<(), ApiError> {
         self.state_file.save(state).map_err(|error| {
-            ApiError::opensearch(500, "failed_to_commit_cluster_state_exception", error.to_string())
+            ApiError::opensearch(
+                500,
+                "failed_to_commit_cluster_state_exception",
+                error.to_string(),
+            )
         })
     }
 
-    pub async fn handle(self: &Arc<Self>, peer: SocketAddr, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        request: http::Request<Incoming>,
+    ) -> http::Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
         let method = parts.method.as_str().to_owned();
         let raw_path = parts.uri.path().to_owned();
@@ -221,7 +249,10 @@ impl Emulator {
 
         if raw_path.starts_with("/_local/") || raw_path == "/_local" {
             if !peer.ip().is_loopback() {
-                return json_response(403, &json!({"message": "control endpoints are loopback-only"}));
+                return json_response(
+                    403,
+                    &json!({"message": "control endpoints are loopback-only"}),
+                );
             }
             return self.handle_control(&method, &raw_path, &body);
         }
@@ -241,20 +272,21 @@ impl Emulator {
             });
         };
 
-        let principal = match self.authenticate(&method, &raw_path, &raw_query, &parts.headers, &body) {
-            Ok(principal) => principal,
-            Err(error) => {
-                log(error.status, Some(error.error_type.clone()));
-                if error.status == 401 {
-                    return http::Response::builder()
-                        .status(401)
-                        .header("www-authenticate", "Basic realm=\"OpenSearch Security\"")
-                        .body(Full::new(Bytes::from_static(b"Unauthorized")))
-                        .expect("valid response");
+        let principal =
+            match self.authenticate(&method, &raw_path, &raw_query, &parts.headers, &body) {
+                Ok(principal) => principal,
+                Err(error) => {
+                    log(error.status, Some(error.error_type.clone()));
+                    if error.status == 401 {
+                        return http::Response::builder()
+                            .status(401)
+                            .header("www-authenticate", "Basic realm=\"OpenSearch Security\"")
+                            .body(Full::new(Bytes::from_static(b"Unauthorized")))
+                            .expect("valid response");
+                    }
+                    return json_response(error.status, &error.body);
                 }
-                return json_response(error.status, &error.body);
-            }
-        };
+            };
 
         let fault = self.control.take_fault(&method, &raw_path);
         if let Some(fault) = fault.as_ref().filter(|fault| !fault.after_accept) {
@@ -282,7 +314,9 @@ impl Emulator {
                 log(reply.status, None);
                 match reply.body {
                     Body::Json(value) => json_response(reply.status, &value),
-                    Body::Text(text) => text_response(reply.status, "text/plain; charset=UTF-8", text),
+                    Body::Text(text) => {
+                        text_response(reply.status, "text/plain; charset=UTF-8", text)
+                    }
                 }
             }
             Err(error) => {
@@ -293,22 +327,39 @@ impl Emulator {
     }
 
     pub fn seed_sample_indices(&self) -> Result<(), Error> {
-        let samples: [(&str, u32, usize); 3] = [("orders", 2, 120), ("customers", 1, 40), ("logs-2026.01", 3, 300)];
+        let samples: [(&str, u32, usize); 3] = [
+            ("orders", 2, 120),
+            ("customers", 1, 40),
+            ("logs-2026.01", 3, 300),
+        ];
         let mut state = self.state.lock().unwrap();
         for (name, shards, documents) in samples {
             if state.indices.contains_key(name) {
                 continue;
             }
-            let mut index = IndexState::new(random_base64_uuid(), now_millis(), shards, 1, json!({"properties": {"n": {"type": "long"}, "label": {"type": "keyword"}}}));
+            let mut index = IndexState::new(
+                random_base64_uuid(),
+                now_millis(),
+                shards,
+                1,
+                json!({"properties": {"n": {"type": "long"}, "label": {"type": "keyword"}}}),
+            );
             for n in 0..documents {
-                index.index_document(format!("{name}-{n}"), json!({"n": n, "label": format!("{name} sample {n}")}));
+                index.index_document(
+                    format!("{name}-{n}"),
+                    json!({"n": n, "label": format!("{name} sample {n}")}),
+                );
             }
             state.indices.insert(name.to_owned(), index);
         }
         self.state_file.save(&state)
     }
 
-    async fn fault_response(&self, fault: &Fault, log: &impl Fn(u16, Option<String>)) -> http::Response<Full<Bytes>> {
+    async fn fault_response(
+        &self,
+        fault: &Fault,
+        log: &impl Fn(u16, Option<String>),
+    ) -> http::Response<Full<Bytes>> {
         if fault.latency_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(fault.latency_ms)).await;
         }
@@ -354,8 +405,13 @@ impl Emulator {
                 Ok(Principal::from_arn(&self.config.principal_arn))
             }
             AuthMode::Basic { username, password } => {
-                let expected = format!("Basic {}", base64_standard(format!("{username}:{password}").as_bytes()));
-                let given = headers.get("authorization").and_then(|value| value.to_str().ok());
+                let expected = format!(
+                    "Basic {}",
+                    base64_standard(format!("{username}:{password}").as_bytes())
+                );
+                let given = headers
+                    .get("authorization")
+                    .and_then(|value| value.to_str().ok());
                 if given == Some(expected.as_str()) {
                     Ok(Principal::internal_user(username))
                 } else {
@@ -374,9 +430,15 @@ impl Emulator {
         let method = call.method.as_str();
         match (method, segments.as_slice()) {
             ("GET", []) => self.cluster_info(call),
-            ("GET", ["_cluster", "health"]) | ("GET", ["_cluster", "health", _]) => self.cluster_health(call),
-            (_, ["_snapshot", ..]) | (_, ["_cat", "snapshots", ..]) => self.route_snapshot(call, &segments).await,
-            (_, ["_plugins", "_security", "api", "rolesmapping", rest @ ..]) => self.roles_mapping(call, rest),
+            ("GET", ["_cluster", "health"]) | ("GET", ["_cluster", "health", _]) => {
+                self.cluster_health(call)
+            }
+            (_, ["_snapshot", ..]) | (_, ["_cat", "snapshots", ..]) => {
+                self.route_snapshot(call, &segments).await
+            }
+            (_, ["_plugins", "_security", "api", "rolesmapping", rest @ ..]) => {
+                self.roles_mapping(call, rest)
+            }
             ("PUT", [index]) if !index.starts_with('_') => self.create_index(call, index),
             ("DELETE", [index]) if !index.starts_with('_') => self.delete_index(call, index),
             ("GET", [index]) if !index.starts_with('_') => self.get_index(call, index),
@@ -392,7 +454,10 @@ impl Emulator {
             _ => Err(ApiError::opensearch(
                 400,
                 "illegal_argument_exception",
-                format!("no handler found for uri [{}] and method [{}]", call.path, call.method),
+                format!(
+                    "no handler found for uri [{}] and method [{}]",
+                    call.path, call.method
+                ),
             )),
         }
     }
@@ -411,7 +476,21 @@ impl Emulator {
     }
 
     fn cluster_health(&self, call: &Call) -> Handled {
-        call.allow_parameters(&["level", "local", "master_timeout", "cluster_manager_timeout", "timeout", "wait_for_status", "wait_for_nodes", "wait_for_active_shards", "wait_for_no_relocating_shards", "wait_for_no_initializing_shards", "wait_for_events", "expand_wildcards", "awareness_attribute"])?;
+        call.allow_parameters(&[
+            "level",
+            "local",
+            "master_timeout",
+            "cluster_manager_timeout",
+            "timeout",
+            "wait_for_status",
+            "wait_for_nodes",
+            "wait_for_active_shards",
+            "wait_for_no_relocating_shards",
+            "wait_for_no_initializing_shards",
+            "wait_for_events",
+            "expand_wildcards",
+            "awareness_attribute",
+        ])?;
         let state = self.state.lock().unwrap();
         let mut primaries = 0u32;
         let mut unassigned = 0u32;
@@ -422,7 +501,11 @@ impl Emulator {
                 primaries += index.number_of_shards;
             }
         }
-        let status = if self.control.any_red() { "red" } else { "green" };
+        let status = if self.control.any_red() {
+            "red"
+        } else {
+            "green"
+        };
         Reply::ok(json!({
             "cluster_name": "123456789012:ossnap-local",
             "status": status,
@@ -444,7 +527,11 @@ impl Emulator {
         }))
     }
 
-    pub fn with_index<T>(&self, name: &str, f: impl FnOnce(&mut IndexState) -> T) -> Result<T, ApiError> {
+    pub fn with_index<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut IndexState) -> T,
+    ) -> Result<T, ApiError> {
         let mut state = self.state.lock().unwrap();
         let index = state
             .indices
@@ -473,7 +560,9 @@ impl Emulator {
             return invalid("must not start with '_', '-', or '+'");
         }
         if name.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':']) {
-            return invalid("must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]");
+            return invalid(
+                "must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]",
+            );
         }
         Ok(())
     }
@@ -482,15 +571,25 @@ impl Emulator {
         Self::validate_index_name(name)?;
         let settings = body.and_then(|body| body.get("settings"));
         let setting = |key: &str, default: u32| -> Result<u32, ApiError> {
-            let value = settings
-                .and_then(|settings| settings.get("index").and_then(|index| index.get(key)).or_else(|| settings.get(format!("index.{key}"))).or_else(|| settings.get(key)));
+            let value = settings.and_then(|settings| {
+                settings
+                    .get("index")
+                    .and_then(|index| index.get(key))
+                    .or_else(|| settings.get(format!("index.{key}")))
+                    .or_else(|| settings.get(key))
+            });
             match value {
                 None => Ok(default),
                 Some(Value::Number(number)) => number.as_u64().map(|n| n as u32).ok_or(()),
                 Some(Value::String(text)) => text.parse().map_err(|_| ()),
                 Some(_) => Err(()),
             }
-            .map_err(|()| ApiError::illegal_argument(format!("Failed to parse value [{}] for setting [index.{key}]", value.map(Value::to_string).unwrap_or_default())))
+            .map_err(|()| {
+                ApiError::illegal_argument(format!(
+                    "Failed to parse value [{}] for setting [index.{key}]",
+                    value.map(Value::to_string).unwrap_or_default()
+                ))
+            })
         };
         let shards = setting("number_of_shards", 1)?;
         if shards == 0 || shards > 1024 {
@@ -499,12 +598,26 @@ impl Emulator {
             )));
         }
         let replicas = setting("number_of_replicas", 1)?;
-        let mappings = body.and_then(|body| body.get("mappings")).cloned().unwrap_or(json!({}));
-        Ok(IndexState::new(random_base64_uuid(), now_millis(), shards, replicas, mappings))
+        let mappings = body
+            .and_then(|body| body.get("mappings"))
+            .cloned()
+            .unwrap_or(json!({}));
+        Ok(IndexState::new(
+            random_base64_uuid(),
+            now_millis(),
+            shards,
+            replicas,
+            mappings,
+        ))
     }
 
     fn create_index(&self, call: &Call, name: &str) -> Handled {
-        call.allow_parameters(&["wait_for_active_shards", "timeout", "master_timeout", "cluster_manager_timeout"])?;
+        call.allow_parameters(&[
+            "wait_for_active_shards",
+            "timeout",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
         let body = call.json()?;
         let index = self.new_index(name, body.as_ref())?;
         let mut state = self.state.lock().unwrap();
@@ -526,7 +639,14 @@ impl Emulator {
     }
 
     fn delete_index(&self, call: &Call, name: &str) -> Handled {
-        call.allow_parameters(&["timeout", "master_timeout", "cluster_manager_timeout", "ignore_unavailable", "allow_no_indices", "expand_wildcards"])?;
+        call.allow_parameters(&[
+            "timeout",
+            "master_timeout",
+            "cluster_manager_timeout",
+            "ignore_unavailable",
+            "allow_no_indices",
+            "expand_wildcards",
+        ])?;
         if let Some(running) = self.snapshot_using_index(name) {
             return Err(ApiError::opensearch(
                 400,
@@ -543,17 +663,47 @@ impl Emulator {
     }
 
     fn get_index(&self, call: &Call, name: &str) -> Handled {
-        call.allow_parameters(&["include_defaults", "flat_settings", "local", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "master_timeout", "cluster_manager_timeout"])?;
+        call.allow_parameters(&[
+            "include_defaults",
+            "flat_settings",
+            "local",
+            "ignore_unavailable",
+            "allow_no_indices",
+            "expand_wildcards",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
         let state = self.state.lock().unwrap();
-        let index = state.indices.get(name).ok_or_else(|| ApiError::index_not_found(name))?;
-        Reply::ok(json!({name: {"aliases": {}, "mappings": index.mappings, "settings": index.settings(name)}}))
+        let index = state
+            .indices
+            .get(name)
+            .ok_or_else(|| ApiError::index_not_found(name))?;
+        Reply::ok(
+            json!({name: {"aliases": {}, "mappings": index.mappings, "settings": index.settings(name)}}),
+        )
     }
 
     fn index_document(&self, call: &Call, index_name: &str, id: Option<&str>) -> Handled {
-        call.allow_parameters(&["refresh", "routing", "timeout", "version", "version_type", "if_seq_no", "if_primary_term", "op_type", "pipeline", "wait_for_active_shards", "require_alias"])?;
+        call.allow_parameters(&[
+            "refresh",
+            "routing",
+            "timeout",
+            "version",
+            "version_type",
+            "if_seq_no",
+            "if_primary_term",
+            "op_type",
+            "pipeline",
+            "wait_for_active_shards",
+            "require_alias",
+        ])?;
         let source = call.required_json()?;
         if !source.is_object() {
-            return Err(ApiError::opensearch(400, "mapper_parsing_exception", "failed to parse"));
+            return Err(ApiError::opensearch(
+                400,
+                "mapper_parsing_exception",
+                "failed to parse",
+            ));
         }
         let id = id.map_or_else(random_base64_uuid, str::to_owned);
         let mut state = self.state.lock().unwrap();
@@ -576,10 +726,23 @@ impl Emulator {
     }
 
     fn get_document(&self, call: &Call, index_name: &str, id: &str) -> Handled {
-        call.allow_parameters(&["routing", "preference", "realtime", "refresh", "_source", "_source_includes", "_source_excludes", "stored_fields", "version", "version_type"])?;
+        call.allow_parameters(&[
+            "routing",
+            "preference",
+            "realtime",
+            "refresh",
+            "_source",
+            "_source_includes",
+            "_source_excludes",
+            "stored_fields",
+            "version",
+            "version_type",
+        ])?;
         let document = self.with_index(index_name, |index| index.document(id).cloned())?;
         match document {
-            Some(source) => Reply::ok(json!({"_index": index_name, "_id": id, "_version": 1, "_seq_no": 0, "_primary_term": 1, "found": true, "_source": source})),
+            Some(source) => Reply::ok(
+                json!({"_index": index_name, "_id": id, "_version": 1, "_seq_no": 0, "_primary_term": 1, "found": true, "_source": source}),
+            ),
             None => Ok(Reply {
                 status: 404,
                 body: Body::Json(json!({"_index": index_name, "_id": id, "found": false})),
@@ -588,9 +751,26 @@ impl Emulator {
     }
 
     fn count(&self, call: &Call, index_name: &str) -> Handled {
-        call.allow_parameters(&["q", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "routing", "preference", "min_score", "terminate_after", "analyzer", "default_operator", "df", "lenient", "analyze_wildcard"])?;
-        let (count, shards) = self.with_index(index_name, |index| (index.count(), index.number_of_shards))?;
-        Reply::ok(json!({"count": count, "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}}))
+        call.allow_parameters(&[
+            "q",
+            "ignore_unavailable",
+            "allow_no_indices",
+            "expand_wildcards",
+            "routing",
+            "preference",
+            "min_score",
+            "terminate_after",
+            "analyzer",
+            "default_operator",
+            "df",
+            "lenient",
+            "analyze_wildcard",
+        ])?;
+        let (count, shards) =
+            self.with_index(index_name, |index| (index.count(), index.number_of_shards))?;
+        Reply::ok(
+            json!({"count": count, "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}}),
+        )
     }
 
     fn roles_mapping(&self, call: &Call, rest: &[&str]) -> Handled {
@@ -598,14 +778,21 @@ impl Emulator {
         let mut state = self.state.lock().unwrap();
         match (call.method.as_str(), rest) {
             ("GET", []) => {
-                let all: Map<String, Value> = state.role_mappings.iter().map(|(role, mapping)| (role.clone(), mapping.to_api())).collect();
+                let all: Map<String, Value> = state
+                    .role_mappings
+                    .iter()
+                    .map(|(role, mapping)| (role.clone(), mapping.to_api()))
+                    .collect();
                 Reply::ok(Value::Object(all))
             }
             ("GET", [role]) => match state.role_mappings.get(*role) {
                 Some(mapping) => Reply::ok(json!({ *role: mapping.to_api() })),
                 None => Ok(Reply {
                     status: 404,
-                    body: Body::Json(security::status_body("NOT_FOUND", &format!("Resource '{role}' not found."))),
+                    body: Body::Json(security::status_body(
+                        "NOT_FOUND",
+                        &format!("Resource '{role}' not found."),
+                    )),
                 }),
             },
             ("PUT", [role]) => {
@@ -613,7 +800,10 @@ impl Emulator {
                 let mapping: RoleMapping = serde_json::from_value(body).map_err(|error| {
                     ApiError::opensearch(400, "illegal_argument_exception", error.to_string())
                 })?;
-                let created = state.role_mappings.insert((*role).to_owned(), mapping).is_none();
+                let created = state
+                    .role_mappings
+                    .insert((*role).to_owned(), mapping)
+                    .is_none();
                 self.save(&state)?;
                 Ok(Reply {
                     status: if created { 201 } else { 200 },
@@ -629,15 +819,16 @@ impl Emulator {
                 let Some(mapping) = state.role_mappings.get_mut(*role) else {
                     return Ok(Reply {
                         status: 404,
-                        body: Body::Json(security::status_body("NOT_FOUND", &format!("Resource '{role}' not found."))),
+                        body: Body::Json(security::status_body(
+                            "NOT_FOUND",
+                            &format!("Resource '{role}' not found."),
+                        )),
                     });
                 };
-                security::patch_mapping(mapping, &operations).map_err(|reason| {
-                    ApiError {
-                        status: 400,
-                        body: security::status_body("BAD_REQUEST", &reason),
-                        error_type: "bad_request".to_owned(),
-                    }
+                security::patch_mapping(mapping, &operations).map_err(|reason| ApiError {
+                    status: 400,
+                    body: security::status_body("BAD_REQUEST", &reason),
+                    error_type: "bad_request".to_owned(),
                 })?;
                 self.save(&state)?;
                 Reply::ok(security::status_body("OK", "Resource updated."))
@@ -646,13 +837,20 @@ impl Emulator {
                 if state.role_mappings.remove(*role).is_none() {
                     return Ok(Reply {
                         status: 404,
-                        body: Body::Json(security::status_body("NOT_FOUND", &format!("Resource '{role}' not found."))),
+                        body: Body::Json(security::status_body(
+                            "NOT_FOUND",
+                            &format!("Resource '{role}' not found."),
+                        )),
                     });
                 }
                 self.save(&state)?;
                 Reply::ok(security::status_body("OK", &format!("'{role}' deleted.")))
             }
-            _ => Err(ApiError::opensearch(405, "method_not_allowed", format!("Method {} not supported for this action.", call.method))),
+            _ => Err(ApiError::opensearch(
+                405,
+                "method_not_allowed",
+                format!("Method {} not supported for this action.", call.method),
+            )),
         }
     }
 
@@ -661,20 +859,28 @@ impl Emulator {
         let bad = |reason: String| json_response(400, &json!({"error": reason}));
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
-            ("GET", ["_local", "requests"]) => json_response(200, &serde_json::to_value(self.control.requests()).unwrap_or_default()),
+            ("GET", ["_local", "requests"]) => json_response(
+                200,
+                &serde_json::to_value(self.control.requests()).unwrap_or_default(),
+            ),
             ("DELETE", ["_local", "requests"]) => {
                 self.control.clear_requests();
                 json_response(200, &json!({"acknowledged": true}))
             }
             ("POST", ["_local", "faults"]) => {
                 let faults = match parsed() {
-                    Ok(Value::Array(items)) => items.into_iter().map(serde_json::from_value::<Fault>).collect::<Result<Vec<_>, _>>(),
+                    Ok(Value::Array(items)) => items
+                        .into_iter()
+                        .map(serde_json::from_value::<Fault>)
+                        .collect::<Result<Vec<_>, _>>(),
                     Ok(item) => serde_json::from_value::<Fault>(item).map(|fault| vec![fault]),
                     Err(error) => Err(error),
                 };
                 match faults {
                     Ok(faults) => {
-                        faults.into_iter().for_each(|fault| self.control.add_fault(fault));
+                        faults
+                            .into_iter()
+                            .for_each(|fault| self.control.add_fault(fault));
                         json_response(200, &json!({"acknowledged": true}))
                     }
                     Err(error) => bad(error.to_string()),
@@ -684,27 +890,39 @@ impl Emulator {
                 self.control.clear_faults();
                 json_response(200, &json!({"acknowledged": true}))
             }
-            ("PUT" | "POST", ["_local", "latency"]) => match parsed().ok().and_then(|body| body["latency_ms"].as_u64()) {
-                Some(millis) => {
-                    self.control.set_latency(std::time::Duration::from_millis(millis));
-                    json_response(200, &json!({"acknowledged": true}))
+            ("PUT" | "POST", ["_local", "latency"]) => {
+                match parsed().ok().and_then(|body| body["latency_ms"].as_u64()) {
+                    Some(millis) => {
+                        self.control
+                            .set_latency(std::time::Duration::from_millis(millis));
+                        json_response(200, &json!({"acknowledged": true}))
+                    }
+                    None => bad("expected {\"latency_ms\": N}".to_owned()),
                 }
-                None => bad("expected {\"latency_ms\": N}".to_owned()),
-            },
-            ("POST", ["_local", "next-snapshot"]) => match parsed().map(serde_json::from_value::<SnapshotOutcome>) {
-                Ok(Ok(outcome)) => {
-                    self.control.set_next_snapshot_outcome(outcome);
-                    json_response(200, &json!({"acknowledged": true}))
+            }
+            ("POST", ["_local", "next-snapshot"]) => {
+                match parsed().map(serde_json::from_value::<SnapshotOutcome>) {
+                    Ok(Ok(outcome)) => {
+                        self.control.set_next_snapshot_outcome(outcome);
+                        json_response(200, &json!({"acknowledged": true}))
+                    }
+                    Ok(Err(error)) | Err(error) => bad(error.to_string()),
                 }
-                Ok(Err(error)) | Err(error) => bad(error.to_string()),
-            },
-            ("POST", ["_local", "automated-snapshot"]) => match parsed().ok().and_then(|body| body["duration_ms"].as_u64()) {
-                Some(millis) => {
-                    let name = self.control.start_automated_snapshot(std::time::Duration::from_millis(millis));
-                    json_response(200, &json!({"repository": crate::control::AUTOMATED_REPOSITORY, "snapshot": name}))
+            }
+            ("POST", ["_local", "automated-snapshot"]) => {
+                match parsed().ok().and_then(|body| body["duration_ms"].as_u64()) {
+                    Some(millis) => {
+                        let name = self
+                            .control
+                            .start_automated_snapshot(std::time::Duration::from_millis(millis));
+                        json_response(
+                            200,
+                            &json!({"repository": crate::control::AUTOMATED_REPOSITORY, "snapshot": name}),
+                        )
+                    }
+                    None => bad("expected {\"duration_ms\": N}".to_owned()),
                 }
-                None => bad("expected {\"duration_ms\": N}".to_owned()),
-            },
+            }
             ("POST", ["_local", "indices", index, "red"]) => {
                 self.control.make_index_red(index);
                 json_response(200, &json!({"acknowledged": true}))
@@ -713,7 +931,10 @@ impl Emulator {
                 self.control.make_index_green(index);
                 json_response(200, &json!({"acknowledged": true}))
             }
-            _ => json_response(404, &json!({"error": format!("no control endpoint {method} {path}")})),
+            _ => json_response(
+                404,
+                &json!({"error": format!("no control endpoint {method} {path}")}),
+            ),
         }
     }
 }
@@ -726,10 +947,9 @@ fn base64_standard(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let value = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &byte)| acc | (u32::from(byte) << (16 - 8 * i)));
+        let value = chunk.iter().enumerate().fold(0u32, |acc, (i, &byte)| {
+            acc | (u32::from(byte) << (16 - 8 * i))
+        });
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[((value >> (18 - 6 * i)) & 0x3F) as usize] as char);
@@ -747,6 +967,9 @@ mod tests {
 
     #[test]
     fn basic_credentials_encode_like_rfc_7617() {
-        assert_eq!(base64_standard(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            base64_standard(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 }

@@ -14,8 +14,8 @@ use ossnap_repository::model::read_untyped;
 use ossnap_repository::repository_data::{encode_index_latest, root_index_generation};
 use ossnap_repository::smile::{self, Value as SmileValue};
 use ossnap_repository::{
-    layout, Codec, FileInfo, IndexEntry, RepositoryData, ShardSnapshot, ShardSnapshotEntry, ShardSnapshots,
-    SnapshotEntry, SnapshotInfo, SnapshotState,
+    layout, Codec, FileInfo, IndexEntry, RepositoryData, ShardSnapshot, ShardSnapshotEntry,
+    ShardSnapshots, SnapshotEntry, SnapshotInfo, SnapshotState,
 };
 use serde_json::{json, Map, Value};
 
@@ -58,7 +58,9 @@ async fn get_required(store: &BlobStore, blob: &str) -> Result<Vec<u8>, Reposito
 
 /// The newest root generation and its RepositoryData (empty, generation `None`, for a new
 /// repository).
-pub(crate) async fn read_repository_data(store: &BlobStore) -> Result<(Option<u64>, RepositoryData), RepositoryError> {
+pub(crate) async fn read_repository_data(
+    store: &BlobStore,
+) -> Result<(Option<u64>, RepositoryData), RepositoryError> {
     let generation = store
         .list(layout::ROOT_INDEX_PREFIX)
         .await?
@@ -85,7 +87,10 @@ async fn write_root_generation(
         .put(&blob, data.to_json().map_err(format_error(&blob))?)
         .await?;
     store
-        .put(layout::INDEX_LATEST, encode_index_latest(generation).to_vec())
+        .put(
+            layout::INDEX_LATEST,
+            encode_index_latest(generation).to_vec(),
+        )
         .await?;
     // OpenSearch keeps the previous generation and removes the one before it.
     if let Some(stale) = generation.checked_sub(2) {
@@ -142,7 +147,12 @@ fn segment_blob(segment: &Segment) -> Vec<u8> {
     codec::frame(SEGMENT_CODEC, 1, &body)
 }
 
-fn file_info(name: String, physical_name: String, bytes: &[u8], meta_hash: Option<Vec<u8>>) -> FileInfo {
+fn file_info(
+    name: String,
+    physical_name: String,
+    bytes: &[u8],
+    meta_hash: Option<Vec<u8>>,
+) -> FileInfo {
     let crc = crc32fast::hash(&bytes[..bytes.len() - 8]);
     FileInfo {
         name,
@@ -200,7 +210,9 @@ pub(crate) async fn plan(
                 continue;
             }
             let previous_generation = shard_generation(&data, &index.name, shard);
-            let previous = read_shard_snapshots(store, &index_id, shard, previous_generation.as_deref()).await?;
+            let previous =
+                read_shard_snapshots(store, &index_id, shard, previous_generation.as_deref())
+                    .await?;
             let mut files = Vec::new();
             for segment in segments {
                 let bytes = segment_blob(segment);
@@ -224,7 +236,10 @@ pub(crate) async fn plan(
             // The commit point lists the segments; small enough that OpenSearch keeps it inline
             // as a virtual file (`v__`), content in `meta_hash`, nothing uploaded.
             let generation = segments.last().map_or(0, |segment| segment.generation + 1);
-            let listing: Vec<String> = files.iter().map(|file| file.info.physical_name.clone()).collect();
+            let listing: Vec<String> = files
+                .iter()
+                .map(|file| file.info.physical_name.clone())
+                .collect();
             let segments_file = codec::frame(SEGMENTS_FILE_CODEC, 1, listing.join("\n").as_bytes());
             files.push(PlannedFile {
                 info: file_info(
@@ -235,7 +250,8 @@ pub(crate) async fn plan(
                 ),
                 upload: None,
             });
-            let uploads: Vec<&PlannedFile> = files.iter().filter(|file| file.upload.is_some()).collect();
+            let uploads: Vec<&PlannedFile> =
+                files.iter().filter(|file| file.upload.is_some()).collect();
             shards.push(ShardPlan {
                 index: index.name.clone(),
                 shard,
@@ -254,8 +270,12 @@ pub(crate) async fn plan(
 }
 
 fn index_metadata_document(index: &CapturedIndex) -> Value {
-    let primary_terms: Map<String, Value> = (0..index.shards.len()).map(|shard| (shard.to_string(), json!(1))).collect();
-    let in_sync: Map<String, Value> = (0..index.shards.len()).map(|shard| (shard.to_string(), json!([]))).collect();
+    let primary_terms: Map<String, Value> = (0..index.shards.len())
+        .map(|shard| (shard.to_string(), json!(1)))
+        .collect();
+    let in_sync: Map<String, Value> = (0..index.shards.len())
+        .map(|shard| (shard.to_string(), json!([])))
+        .collect();
     json!({
         index.name.clone(): {
             "version": 1,
@@ -305,7 +325,10 @@ pub(crate) async fn finalize(
             for file in &shard.files {
                 if let Some(bytes) = &file.upload {
                     store
-                        .put(&layout::shard_data(index_id, shard.shard, &file.info.name), bytes.clone())
+                        .put(
+                            &layout::shard_data(index_id, shard.shard, &file.info.name),
+                            bytes.clone(),
+                        )
                         .await?;
                 }
             }
@@ -320,19 +343,30 @@ pub(crate) async fn finalize(
             };
             let blob = layout::shard_snapshot(index_id, shard.shard, snapshot_uuid);
             store
-                .put(&blob, shard_snapshot.to_blob().map_err(format_error(&blob))?)
+                .put(
+                    &blob,
+                    shard_snapshot.to_blob().map_err(format_error(&blob))?,
+                )
                 .await?;
 
             let mut shard_index = shard.previous.clone();
             for file in &shard.files {
-                if !shard_index.files.iter().any(|known| known.name == file.info.name) {
+                if !shard_index
+                    .files
+                    .iter()
+                    .any(|known| known.name == file.info.name)
+                {
                     shard_index.files.push(file.info.clone());
                 }
             }
             shard_index.snapshots.insert(
                 info.name.clone(),
                 ShardSnapshotEntry {
-                    files: shard.files.iter().map(|file| file.info.name.clone()).collect(),
+                    files: shard
+                        .files
+                        .iter()
+                        .map(|file| file.info.name.clone())
+                        .collect(),
                     shard_state_id: None,
                 },
             );
@@ -351,14 +385,21 @@ pub(crate) async fn finalize(
     let global = json!({"meta-data": {"version": 1, "cluster_uuid": cluster_uuid, "cluster_uuid_committed": true, "templates": {}}});
     let blob = layout::global_metadata(snapshot_uuid);
     store
-        .put(&blob, smile::write_blob(Codec::Metadata, &global).map_err(format_error(&blob))?)
+        .put(
+            &blob,
+            smile::write_blob(Codec::Metadata, &global).map_err(format_error(&blob))?,
+        )
         .await?;
 
     let mut lookup = BTreeMap::new();
     if state != SnapshotState::Failed {
-        let identifiers = data.index_metadata_identifiers.get_or_insert_with(BTreeMap::new);
+        let identifiers = data
+            .index_metadata_identifiers
+            .get_or_insert_with(BTreeMap::new);
         for index in indices {
-            let Some(index_id) = plan.index_ids.get(&index.name) else { continue };
+            let Some(index_id) = plan.index_ids.get(&index.name) else {
+                continue;
+            };
             let key = index_metadata_key(index);
             if !identifiers.contains_key(&key) {
                 let blob_id = random_base64_uuid();
@@ -367,7 +408,8 @@ pub(crate) async fn finalize(
                 store
                     .put(
                         &blob,
-                        smile::write_blob(Codec::IndexMetadata, &document).map_err(format_error(&blob))?,
+                        smile::write_blob(Codec::IndexMetadata, &document)
+                            .map_err(format_error(&blob))?,
                     )
                     .await?;
                 identifiers.insert(key.clone(), blob_id);
@@ -375,16 +417,23 @@ pub(crate) async fn finalize(
             lookup.insert(index_id.clone(), key);
 
             let shard_count = index.shards.len();
-            let entry = data.indices.entry(index.name.clone()).or_insert_with(|| IndexEntry {
-                id: index_id.clone(),
-                snapshots: Vec::new(),
-                shard_generations: Some(vec![None; shard_count]),
-            });
+            let entry = data
+                .indices
+                .entry(index.name.clone())
+                .or_insert_with(|| IndexEntry {
+                    id: index_id.clone(),
+                    snapshots: Vec::new(),
+                    shard_generations: Some(vec![None; shard_count]),
+                });
             entry.snapshots.push(snapshot_uuid.to_owned());
-            let generations = entry.shard_generations.get_or_insert_with(|| vec![None; shard_count]);
+            let generations = entry
+                .shard_generations
+                .get_or_insert_with(|| vec![None; shard_count]);
             generations.resize(shard_count, None);
             for (shard, slot) in generations.iter_mut().enumerate() {
-                if let Some(new_generation) = new_generations.get(&(index.name.clone(), shard as u32)) {
+                if let Some(new_generation) =
+                    new_generations.get(&(index.name.clone(), shard as u32))
+                {
                     *slot = Some(new_generation.clone());
                 }
             }
@@ -412,7 +461,10 @@ pub(crate) async fn finalize(
     Ok(())
 }
 
-pub(crate) async fn read_snapshot_info(store: &BlobStore, uuid: &str) -> Result<SnapshotInfo, RepositoryError> {
+pub(crate) async fn read_snapshot_info(
+    store: &BlobStore,
+    uuid: &str,
+) -> Result<SnapshotInfo, RepositoryError> {
     let blob = layout::snapshot_info(uuid);
     let bytes = get_required(store, &blob).await?;
     SnapshotInfo::from_blob(&bytes).map_err(format_error(&blob))
@@ -430,7 +482,8 @@ pub(crate) async fn read_shard_snapshots_of(
         for shard in 0..shard_count {
             let blob = layout::shard_snapshot(&index.id, shard, &entry.uuid);
             if let Some(bytes) = store.get(&blob).await? {
-                let shard_snapshot = ShardSnapshot::from_blob(&bytes).map_err(format_error(&blob))?;
+                let shard_snapshot =
+                    ShardSnapshot::from_blob(&bytes).map_err(format_error(&blob))?;
                 result.push((index_name.to_owned(), shard, shard_snapshot));
             }
         }
@@ -441,7 +494,10 @@ pub(crate) async fn read_shard_snapshots_of(
 /// Removes snapshots the way `BlobStoreRepository.deleteSnapshots` does: new shard generations
 /// without them, data blobs no other snapshot uses, their root and shard `snap-*.dat`, unused
 /// index metadata, indices no snapshot contains any more; then a new root generation.
-pub(crate) async fn delete_snapshots(store: &BlobStore, names: &[String]) -> Result<(), RepositoryError> {
+pub(crate) async fn delete_snapshots(
+    store: &BlobStore,
+    names: &[String],
+) -> Result<(), RepositoryError> {
     let (generation, mut data) = read_repository_data(store).await?;
     let removed: Vec<SnapshotEntry> = data
         .snapshots
@@ -455,10 +511,16 @@ pub(crate) async fn delete_snapshots(store: &BlobStore, names: &[String]) -> Res
     let mut blobs_to_delete = Vec::new();
     let mut emptied_indices = Vec::new();
     for (index_name, index) in data.indices.iter_mut() {
-        if !index.snapshots.iter().any(|uuid| removed_uuids.contains(uuid.as_str())) {
+        if !index
+            .snapshots
+            .iter()
+            .any(|uuid| removed_uuids.contains(uuid.as_str()))
+        {
             continue;
         }
-        index.snapshots.retain(|uuid| !removed_uuids.contains(uuid.as_str()));
+        index
+            .snapshots
+            .retain(|uuid| !removed_uuids.contains(uuid.as_str()));
         if index.snapshots.is_empty() {
             emptied_indices.push(index_name.clone());
             continue;
@@ -466,7 +528,8 @@ pub(crate) async fn delete_snapshots(store: &BlobStore, names: &[String]) -> Res
         let generations = index.shard_generations.get_or_insert_with(Vec::new);
         for (shard, slot) in generations.iter_mut().enumerate() {
             let shard = shard as u32;
-            let mut shard_index = read_shard_snapshots(store, &index.id, shard, slot.as_deref()).await?;
+            let mut shard_index =
+                read_shard_snapshots(store, &index.id, shard, slot.as_deref()).await?;
             for entry in &removed {
                 shard_index.snapshots.remove(&entry.name);
                 blobs_to_delete.push(layout::shard_snapshot(&index.id, shard, &entry.uuid));
@@ -509,7 +572,12 @@ pub(crate) async fn delete_snapshots(store: &BlobStore, names: &[String]) -> Res
     let used_keys: BTreeSet<String> = data
         .snapshots
         .iter()
-        .flat_map(|entry| entry.index_metadata_lookup.iter().flat_map(|lookup| lookup.values().cloned()))
+        .flat_map(|entry| {
+            entry
+                .index_metadata_lookup
+                .iter()
+                .flat_map(|lookup| lookup.values().cloned())
+        })
         .collect();
     for entry in &removed {
         blobs_to_delete.push(layout::snapshot_info(&entry.uuid));
@@ -573,15 +641,24 @@ pub(crate) async fn restore_index(
         let blob = layout::shard_snapshot(&index.id, shard, &entry.uuid);
         let bytes = get_required(store, &blob).await?;
         let shard_snapshot = ShardSnapshot::from_blob(&bytes).map_err(format_error(&blob))?;
-        for file in shard_snapshot.files.iter().filter(|file| !file.is_virtual()) {
+        for file in shard_snapshot
+            .files
+            .iter()
+            .filter(|file| !file.is_virtual())
+        {
             let blob = layout::shard_data(&index.id, shard, &file.name);
             let bytes = get_required(store, &blob).await?;
             let framed = codec::unframe(&bytes).map_err(format_error(&blob))?;
-            for line in framed.body.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()) {
-                let document: Value = serde_json::from_slice(line).map_err(|error| RepositoryError::Format {
-                    blob: blob.clone(),
-                    source: error.into(),
-                })?;
+            for line in framed
+                .body
+                .split(|&byte| byte == b'\n')
+                .filter(|line| !line.is_empty())
+            {
+                let document: Value =
+                    serde_json::from_slice(line).map_err(|error| RepositoryError::Format {
+                        blob: blob.clone(),
+                        source: error.into(),
+                    })?;
                 let id = document["_id"].as_str().unwrap_or_default().to_owned();
                 documents.push((id, document["_source"].clone()));
             }
@@ -597,7 +674,10 @@ pub(crate) async fn restore_index(
 /// SMILE values as JSON, for the parts of metadata the emulator reads (binary becomes null).
 fn smile_to_json(value: &SmileValue) -> Value {
     match value {
-        SmileValue::Null | SmileValue::Binary(_) | SmileValue::BigInteger(_) | SmileValue::BigDecimal(_) => Value::Null,
+        SmileValue::Null
+        | SmileValue::Binary(_)
+        | SmileValue::BigInteger(_)
+        | SmileValue::BigDecimal(_) => Value::Null,
         SmileValue::Boolean(value) => json!(value),
         SmileValue::Integer(value) => json!(value),
         SmileValue::Long(value) => json!(value),
@@ -605,6 +685,10 @@ fn smile_to_json(value: &SmileValue) -> Value {
         SmileValue::Double(value) => json!(value),
         SmileValue::String(value) => json!(value),
         SmileValue::Array(values) => Value::Array(values.iter().map(smile_to_json).collect()),
-        SmileValue::Object(map) => Value::Object(map.iter().map(|(key, value)| (key.clone(), smile_to_json(value))).collect()),
+        SmileValue::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), smile_to_json(value)))
+                .collect(),
+        ),
     }
 }

@@ -9,8 +9,13 @@ use s3s::service::S3ServiceBuilder;
 use crate::http_server::{self, RunningServer};
 use crate::{Credentials, Error};
 
-pub(crate) async fn start(root: &Path, port: u16, credentials: &Credentials) -> Result<RunningServer, Error> {
-    let file_system = s3s_fs::FileSystem::new(root).map_err(|error| Error::S3Fs(format!("{error:?}")))?;
+pub(crate) async fn start(
+    root: &Path,
+    port: u16,
+    credentials: &Credentials,
+) -> Result<RunningServer, Error> {
+    let file_system =
+        s3s_fs::FileSystem::new(root).map_err(|error| Error::S3Fs(format!("{error:?}")))?;
     let mut builder = S3ServiceBuilder::new(file_system);
     builder.set_auth(SimpleAuth::from_single(
         credentials.access_key_id.clone(),

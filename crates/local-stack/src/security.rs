@@ -112,7 +112,10 @@ pub(crate) fn patch_mapping(mapping: &mut RoleMapping, operations: &[Value]) -> 
                 document[field] = operation["value"].clone();
             }
             "remove" => {
-                document.as_object_mut().ok_or("not an object")?.remove(field);
+                document
+                    .as_object_mut()
+                    .ok_or("not an object")?
+                    .remove(field);
             }
             other => return Err(format!("unsupported patch operation [{other}]")),
         }
@@ -128,7 +131,8 @@ mod tests {
     #[test]
     fn an_unmapped_role_gets_the_security_plugin_message() {
         let principal = Principal::from_arn("arn:aws:iam::123456789012:role/x");
-        let error = authorize(&BTreeMap::new(), &principal, "cluster:admin/repository/put").unwrap_err();
+        let error =
+            authorize(&BTreeMap::new(), &principal, "cluster:admin/repository/put").unwrap_err();
         assert_eq!(error.status, 403);
         assert_eq!(
             error.body["error"]["reason"],
@@ -154,7 +158,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(mapping.backend_roles, vec!["a"]);
-        patch_mapping(&mut mapping, &[json!({"op": "remove", "path": "/backend_roles"})]).unwrap();
+        patch_mapping(
+            &mut mapping,
+            &[json!({"op": "remove", "path": "/backend_roles"})],
+        )
+        .unwrap();
         assert!(mapping.backend_roles.is_empty());
     }
 }

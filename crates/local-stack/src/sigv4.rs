@@ -14,7 +14,8 @@ use crate::errors::ApiError;
 use crate::Credentials;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-const AMZ_DATE: &[FormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
+const AMZ_DATE: &[FormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second]Z");
 const MAX_SKEW: Duration = Duration::minutes(5);
 const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
 
@@ -80,11 +81,15 @@ fn parse_authorization(header: &str) -> Result<Authorization<'_>, ApiError> {
         ("SignedHeaders", signed_headers.is_some()),
     ] {
         if !value {
-            missing.push_str(&format!("Authorization header requires '{name}' parameter. "));
+            missing.push_str(&format!(
+                "Authorization header requires '{name}' parameter. "
+            ));
         }
     }
     if !missing.is_empty() {
-        return Err(ApiError::aws_front_door(format!("{missing}Authorization={header}")));
+        return Err(ApiError::aws_front_door(format!(
+            "{missing}Authorization={header}"
+        )));
     }
     let credential = credential.unwrap_or_default();
     let scope: Vec<&str> = credential.split('/').collect();
@@ -108,7 +113,10 @@ fn parse_authorization(header: &str) -> Result<Authorization<'_>, ApiError> {
 fn uri_encode(input: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(input.len());
     for &byte in input.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') || (keep_slash && byte == b'/') {
+        if byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && byte == b'/')
+        {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -123,8 +131,15 @@ fn canonical_query(raw_query: &str) -> String {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-            (uri_encode(&decode(key), false), uri_encode(&decode(value), false))
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (
+                uri_encode(&decode(key), false),
+                uri_encode(&decode(value), false),
+            )
         })
         .collect();
     pairs.sort();
@@ -214,7 +229,9 @@ pub(crate) fn verify(request: &Request<'_>, expected: &Expected<'_>) -> Result<(
             authorization.scope_region
         )));
     }
-    if authorization.scope_service != expected.service || authorization.scope_terminator != "aws4_request" {
+    if authorization.scope_service != expected.service
+        || authorization.scope_terminator != "aws4_request"
+    {
         return Err(ApiError::aws_front_door(format!(
             "Credential should be scoped to correct service: '{}'. ",
             expected.service
@@ -234,7 +251,11 @@ pub(crate) fn verify(request: &Request<'_>, expected: &Expected<'_>) -> Result<(
         .split(';')
         .map(|name| format!("{name}:{}\n", canonical_header_value(request.headers, name)))
         .collect();
-    let path = if request.raw_path.is_empty() { "/" } else { request.raw_path };
+    let path = if request.raw_path.is_empty() {
+        "/"
+    } else {
+        request.raw_path
+    };
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         request.method,
@@ -244,7 +265,10 @@ pub(crate) fn verify(request: &Request<'_>, expected: &Expected<'_>) -> Result<(
         authorization.signed_headers,
         payload_hash
     );
-    let scope = format!("{date}/{}/{}/aws4_request", expected.region, expected.service);
+    let scope = format!(
+        "{date}/{}/{}/aws4_request",
+        expected.region, expected.service
+    );
     let string_to_sign = format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         sha256_hex(canonical_request.as_bytes())
@@ -310,7 +334,9 @@ mod tests {
         let refusal = verify(&tampered, &expected).unwrap_err();
         let message = refusal.body["message"].as_str().unwrap();
         assert!(message.starts_with("The request signature we calculated does not match"));
-        assert!(message.contains("'GET\n/\nParam1=value3&Param2=value2\nhost:example.amazonaws.com\n"));
+        assert!(
+            message.contains("'GET\n/\nParam1=value3&Param2=value2\nhost:example.amazonaws.com\n")
+        );
 
         let late = Expected {
             now: datetime!(2015-08-30 12:42:00 UTC),
@@ -325,7 +351,10 @@ mod tests {
 
     #[test]
     fn paths_are_encoded_a_second_time() {
-        assert_eq!(uri_encode("/_snapshot/r/%3Csnap%3E", true), "/_snapshot/r/%253Csnap%253E");
+        assert_eq!(
+            uri_encode("/_snapshot/r/%3Csnap%3E", true),
+            "/_snapshot/r/%253Csnap%253E"
+        );
         assert_eq!(canonical_query("b=2&a=x%2Cy&c"), "a=x%2Cy&b=2&c=");
     }
 }

@@ -65,7 +65,9 @@ pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
                 return false;
             }
             let remainder = &text[prefix.len()..];
-            (0..=remainder.len()).any(|start| remainder.is_char_boundary(start) && glob_matches(rest, &remainder[start..]))
+            (0..=remainder.len()).any(|start| {
+                remainder.is_char_boundary(start) && glob_matches(rest, &remainder[start..])
+            })
         }
     }
 }
@@ -81,7 +83,13 @@ fn split_names(expression: &str) -> Vec<String> {
 
 /// `SnapshotsService.validate()`, in the server's order.
 fn validate_snapshot_name(repository: &str, name: &str) -> Result<(), ApiError> {
-    let invalid = |description: &str| Err(ApiError::invalid_snapshot_name(repository, name, description));
+    let invalid = |description: &str| {
+        Err(ApiError::invalid_snapshot_name(
+            repository,
+            name,
+            description,
+        ))
+    };
     if name.is_empty() {
         return invalid("cannot be empty");
     }
@@ -102,7 +110,9 @@ fn validate_snapshot_name(repository: &str, name: &str) -> Result<(), ApiError> 
     }
     if name.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',']) {
         // Strings.INVALID_FILENAME_CHARS printed in its HashSet iteration order.
-        return invalid("must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]");
+        return invalid(
+            "must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]",
+        );
     }
     Ok(())
 }
@@ -123,16 +133,25 @@ fn snapshot_info_json(info: &SnapshotInfo, verbose: bool, version: (&str, i64)) 
     out.insert("snapshot".to_owned(), json!(info.name));
     out.insert("uuid".to_owned(), json!(info.uuid));
     if verbose {
-        out.insert("version_id".to_owned(), json!(info.version_id.unwrap_or(version.1)));
+        out.insert(
+            "version_id".to_owned(),
+            json!(info.version_id.unwrap_or(version.1)),
+        );
         out.insert("version".to_owned(), json!(version.0));
     }
     out.insert("indices".to_owned(), json!(info.indices));
-    out.insert("data_streams".to_owned(), json!(info.data_streams.clone().unwrap_or_default()));
+    out.insert(
+        "data_streams".to_owned(),
+        json!(info.data_streams.clone().unwrap_or_default()),
+    );
     if !verbose {
         out.insert("state".to_owned(), json!(info.state));
         return Value::Object(out);
     }
-    out.insert("include_global_state".to_owned(), json!(info.include_global_state.unwrap_or(true)));
+    out.insert(
+        "include_global_state".to_owned(),
+        json!(info.include_global_state.unwrap_or(true)),
+    );
     if let Some(metadata) = &info.metadata {
         out.insert("metadata".to_owned(), Value::Object(metadata.clone()));
     }
@@ -140,14 +159,23 @@ fn snapshot_info_json(info: &SnapshotInfo, verbose: bool, version: (&str, i64)) 
     if let Some(reason) = &info.reason {
         out.insert("reason".to_owned(), json!(reason));
     }
-    out.insert("start_time".to_owned(), json!(format_millis(info.start_time)));
+    out.insert(
+        "start_time".to_owned(),
+        json!(format_millis(info.start_time)),
+    );
     out.insert("start_time_in_millis".to_owned(), json!(info.start_time));
     if info.end_time != 0 {
         out.insert("end_time".to_owned(), json!(format_millis(info.end_time)));
         out.insert("end_time_in_millis".to_owned(), json!(info.end_time));
-        out.insert("duration_in_millis".to_owned(), json!(info.end_time - info.start_time));
+        out.insert(
+            "duration_in_millis".to_owned(),
+            json!(info.end_time - info.start_time),
+        );
     }
-    out.insert("failures".to_owned(), serde_json::to_value(&info.failures).unwrap_or_default());
+    out.insert(
+        "failures".to_owned(),
+        serde_json::to_value(&info.failures).unwrap_or_default(),
+    );
     out.insert(
         "shards".to_owned(),
         json!({
@@ -161,7 +189,9 @@ fn snapshot_info_json(info: &SnapshotInfo, verbose: bool, version: (&str, i64)) 
 
 fn repository_read_error(repository: &str, error: &RepositoryError) -> ApiError {
     let caused_by = match error {
-        RepositoryError::Store(store) => ApiError::s3_cause("Exception when listing blobs by prefix [index-]", store),
+        RepositoryError::Store(store) => {
+            ApiError::s3_cause("Exception when listing blobs by prefix [index-]", store)
+        }
         other => json!({"type": "i_o_exception", "reason": other.to_string()}),
     };
     ApiError::opensearch_with(
@@ -212,16 +242,27 @@ impl RunningSnapshot {
         let (mut done, mut started) = (0u64, 0u64);
         for (position, (index, shard)) in self.shards.iter().enumerate() {
             let shard_progress = ((progress * total_shards) - position as f64).clamp(0.0, 1.0);
-            let planned = self
-                .plan
-                .as_ref()
-                .and_then(|plan| plan.shards.iter().find(|planned| &planned.index == index && planned.shard == *shard));
-            let (incremental_files, incremental_bytes, total_files, total_bytes) = planned.map_or((0, 0, 0, 0), |planned| {
-                (planned.incremental_files, planned.incremental_bytes, planned.total_files, planned.total_bytes)
+            let planned = self.plan.as_ref().and_then(|plan| {
+                plan.shards
+                    .iter()
+                    .find(|planned| &planned.index == index && planned.shard == *shard)
             });
+            let (incremental_files, incremental_bytes, total_files, total_bytes) =
+                planned.map_or((0, 0, 0, 0), |planned| {
+                    (
+                        planned.incremental_files,
+                        planned.incremental_bytes,
+                        planned.total_files,
+                        planned.total_bytes,
+                    )
+                });
             let processed_files = (incremental_files as f64 * shard_progress).floor() as u64;
             let processed_bytes = (incremental_bytes as f64 * shard_progress).floor() as u64;
-            let stage = if shard_progress >= 1.0 { "DONE" } else { "STARTED" };
+            let stage = if shard_progress >= 1.0 {
+                "DONE"
+            } else {
+                "STARTED"
+            };
             if stage == "DONE" {
                 done += 1;
             } else {
@@ -234,7 +275,9 @@ impl RunningSnapshot {
             };
             totals.add(&shard_stats);
             let elapsed = self.started.elapsed().as_millis() as i64;
-            let entry = indices.entry(index.clone()).or_insert_with(|| json!({"shards": {}, "acc": {"done": 0, "started": 0}}));
+            let entry = indices
+                .entry(index.clone())
+                .or_insert_with(|| json!({"shards": {}, "acc": {"done": 0, "started": 0}}));
             entry["shards"][shard.to_string()] = json!({
                 "stage": stage,
                 "stats": shard_stats.to_json(self.start_millis, elapsed, true)
@@ -251,7 +294,10 @@ impl RunningSnapshot {
                 for shard in shards.values() {
                     accumulator.add(&StatsAccumulator::from_json(&shard["stats"]));
                 }
-                let (index_done, index_started) = (entry["acc"]["done"].as_u64().unwrap_or(0), entry["acc"]["started"].as_u64().unwrap_or(0));
+                let (index_done, index_started) = (
+                    entry["acc"]["done"].as_u64().unwrap_or(0),
+                    entry["acc"]["started"].as_u64().unwrap_or(0),
+                );
                 entry.as_object_mut().map(|object| object.remove("acc"));
                 (
                     name,
@@ -314,14 +360,19 @@ impl StatsAccumulator {
         let incremental = pair("incremental");
         StatsAccumulator {
             incremental,
-            processed: if stats.get("processed").is_some() { pair("processed") } else { incremental },
+            processed: if stats.get("processed").is_some() {
+                pair("processed")
+            } else {
+                incremental
+            },
             total: pair("total"),
         }
     }
 
     /// `SnapshotStats.toXContent`: `processed` only while it differs from `incremental`.
     fn to_json(self, start_millis: i64, time_millis: i64, running: bool) -> Value {
-        let pair = |(files, bytes): (u64, u64)| json!({"file_count": files, "size_in_bytes": bytes});
+        let pair =
+            |(files, bytes): (u64, u64)| json!({"file_count": files, "size_in_bytes": bytes});
         let mut stats = Map::new();
         stats.insert("incremental".to_owned(), pair(self.incremental));
         if running && self.processed != self.incremental {
@@ -394,36 +445,61 @@ impl Emulator {
         }
     }
 
-    pub(crate) async fn route_snapshot(self: &Arc<Self>, call: &Call, segments: &[&str]) -> Handled {
+    pub(crate) async fn route_snapshot(
+        self: &Arc<Self>,
+        call: &Call,
+        segments: &[&str],
+    ) -> Handled {
         let method = call.method.as_str();
         match (method, segments) {
             ("GET", ["_snapshot"]) => self.get_repositories(call, "_all"),
             ("GET", ["_snapshot", "_status"]) => self.status(call, None, None).await,
             ("GET", ["_snapshot", repository]) => self.get_repositories(call, repository),
-            ("PUT" | "POST", ["_snapshot", repository]) => self.put_repository(call, repository).await,
+            ("PUT" | "POST", ["_snapshot", repository]) => {
+                self.put_repository(call, repository).await
+            }
             ("DELETE", ["_snapshot", repository]) => self.delete_repository(call, repository),
-            ("POST", ["_snapshot", repository, "_verify"]) => self.verify_repository_call(call, repository).await,
+            ("POST", ["_snapshot", repository, "_verify"]) => {
+                self.verify_repository_call(call, repository).await
+            }
             ("POST", ["_snapshot", repository, "_cleanup"]) => {
                 call.allow_parameters(&["timeout", "master_timeout", "cluster_manager_timeout"])?;
                 self.authorize(call, "cluster:admin/repository/_cleanup")?;
                 self.repository(repository)?;
                 Reply::ok(json!({"results": {"deleted_bytes": 0, "deleted_blobs": 0}}))
             }
-            ("GET", ["_snapshot", repository, "_status"]) => self.status(call, Some(repository), None).await,
-            ("PUT" | "POST", ["_snapshot", repository, snapshot]) => self.create_snapshot(call, repository, snapshot).await,
-            ("GET", ["_snapshot", repository, snapshots]) => self.get_snapshots(call, repository, snapshots).await,
-            ("DELETE", ["_snapshot", repository, snapshots]) => self.delete_snapshots(call, repository, snapshots).await,
-            ("GET", ["_snapshot", repository, snapshots, "_status"]) => self.status(call, Some(repository), Some(snapshots)).await,
-            ("POST", ["_snapshot", repository, snapshot, "_restore"]) => self.restore(call, repository, snapshot).await,
+            ("GET", ["_snapshot", repository, "_status"]) => {
+                self.status(call, Some(repository), None).await
+            }
+            ("PUT" | "POST", ["_snapshot", repository, snapshot]) => {
+                self.create_snapshot(call, repository, snapshot).await
+            }
+            ("GET", ["_snapshot", repository, snapshots]) => {
+                self.get_snapshots(call, repository, snapshots).await
+            }
+            ("DELETE", ["_snapshot", repository, snapshots]) => {
+                self.delete_snapshots(call, repository, snapshots).await
+            }
+            ("GET", ["_snapshot", repository, snapshots, "_status"]) => {
+                self.status(call, Some(repository), Some(snapshots)).await
+            }
+            ("POST", ["_snapshot", repository, snapshot, "_restore"]) => {
+                self.restore(call, repository, snapshot).await
+            }
             ("GET", ["_cat", "snapshots"]) => {
                 let repository = call.query.get("repository").cloned().unwrap_or_default();
                 self.cat_snapshots(call, &repository).await
             }
-            ("GET", ["_cat", "snapshots", repository]) => self.cat_snapshots(call, repository).await,
+            ("GET", ["_cat", "snapshots", repository]) => {
+                self.cat_snapshots(call, repository).await
+            }
             _ => Err(ApiError::opensearch(
                 405,
                 "method_not_allowed",
-                format!("Incorrect HTTP method for uri [{}] and method [{}]", call.path, call.method),
+                format!(
+                    "Incorrect HTTP method for uri [{}] and method [{}]",
+                    call.path, call.method
+                ),
             )),
         }
     }
@@ -431,7 +507,12 @@ impl Emulator {
     // ---- repositories -------------------------------------------------------------------
 
     async fn put_repository(&self, call: &Call, name: &str) -> Handled {
-        call.allow_parameters(&["verify", "timeout", "master_timeout", "cluster_manager_timeout"])?;
+        call.allow_parameters(&[
+            "verify",
+            "timeout",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
         let body = call.required_json()?;
         let Value::Object(body) = body else {
             return Err(ApiError::parse("Failed to parse content to map"));
@@ -489,9 +570,18 @@ impl Emulator {
             settings,
         };
         if config.bucket().is_none() {
-            return Err(ApiError::repository_exception(name, "No bucket defined for s3 repository"));
+            return Err(ApiError::repository_exception(
+                name,
+                "No bucket defined for s3 repository",
+            ));
         }
-        if self.running.lock().unwrap().iter().any(|running| running.repository == name) {
+        if self
+            .running
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|running| running.repository == name)
+        {
             return Err(ApiError::opensearch(
                 500,
                 "illegal_state_exception",
@@ -511,11 +601,19 @@ impl Emulator {
     }
 
     /// `BlobStoreRepository.startVerification`: writes a test blob and removes it again.
-    async fn verify_repository(&self, name: &str, config: &RepositoryConfig) -> Result<(), ApiError> {
+    async fn verify_repository(
+        &self,
+        name: &str,
+        config: &RepositoryConfig,
+    ) -> Result<(), ApiError> {
         let store = self.blob_store(config);
         let seed = random_base64_uuid();
         let base = config.base_path();
-        let shown_path = if base.is_empty() { String::new() } else { format!("{}/", base.trim_matches('/')) };
+        let shown_path = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", base.trim_matches('/'))
+        };
         let blob = format!("tests-{seed}/master.dat");
         let failure = |error: crate::blob_store::StoreError| {
             ApiError::opensearch_with(
@@ -529,12 +627,21 @@ impl Emulator {
                 )),
             )
         };
-        store.put(&blob, seed.as_bytes().to_vec()).await.map_err(failure)?;
         store
-            .put(&format!("tests-{seed}/data-{}.dat", self.node_id), seed.as_bytes().to_vec())
+            .put(&blob, seed.as_bytes().to_vec())
             .await
             .map_err(failure)?;
-        store.delete_prefix(&format!("tests-{seed}/")).await.map_err(failure)?;
+        store
+            .put(
+                &format!("tests-{seed}/data-{}.dat", self.node_id),
+                seed.as_bytes().to_vec(),
+            )
+            .await
+            .map_err(failure)?;
+        store
+            .delete_prefix(&format!("tests-{seed}/"))
+            .await
+            .map_err(failure)?;
         Ok(())
     }
 
@@ -573,7 +680,13 @@ impl Emulator {
     fn delete_repository(&self, call: &Call, name: &str) -> Handled {
         call.allow_parameters(&["timeout", "master_timeout", "cluster_manager_timeout"])?;
         self.authorize(call, "cluster:admin/repository/delete")?;
-        if self.running.lock().unwrap().iter().any(|running| running.repository == name) {
+        if self
+            .running
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|running| running.repository == name)
+        {
             return Err(ApiError::opensearch(
                 500,
                 "illegal_state_exception",
@@ -600,7 +713,10 @@ impl Emulator {
             return Ok(indices.keys().cloned().collect());
         }
         for expression in expressions {
-            if let Some(excluded) = expression.strip_prefix('-').filter(|_| !selected.is_empty()) {
+            if let Some(excluded) = expression
+                .strip_prefix('-')
+                .filter(|_| !selected.is_empty())
+            {
                 selected.retain(|name| !glob_matches(excluded, name));
             } else if expression.contains('*') {
                 for name in indices.keys() {
@@ -626,12 +742,16 @@ impl Emulator {
             Value::Array(items) => items
                 .iter()
                 .map(|item| {
-                    item.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| ApiError::illegal_argument("malformed indices section, should be an array of strings"))
+                    item.as_str().map(str::to_owned).ok_or_else(|| {
+                        ApiError::illegal_argument(
+                            "malformed indices section, should be an array of strings",
+                        )
+                    })
                 })
                 .collect(),
-            _ => Err(ApiError::illegal_argument("malformed indices section, should be an array of strings")),
+            _ => Err(ApiError::illegal_argument(
+                "malformed indices section, should be an array of strings",
+            )),
         }
     }
 
@@ -642,13 +762,24 @@ impl Emulator {
             Value::String(text) if text == "false" => Ok(false),
             other => Err(ApiError::illegal_argument(format!(
                 "Failed to parse value [{}] as only [true] or [false] are allowed.",
-                other.as_str().map_or_else(|| other.to_string(), str::to_owned)
+                other
+                    .as_str()
+                    .map_or_else(|| other.to_string(), str::to_owned)
             ))),
         }
     }
 
-    async fn create_snapshot(self: &Arc<Self>, call: &Call, repository_name: &str, name: &str) -> Handled {
-        call.allow_parameters(&["wait_for_completion", "master_timeout", "cluster_manager_timeout"])?;
+    async fn create_snapshot(
+        self: &Arc<Self>,
+        call: &Call,
+        repository_name: &str,
+        name: &str,
+    ) -> Handled {
+        call.allow_parameters(&[
+            "wait_for_completion",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
         self.authorize(call, "cluster:admin/snapshot/create")?;
         let wait = call.flag("wait_for_completion", false)?;
         let body = call.json()?.unwrap_or_else(|| json!({}));
@@ -667,17 +798,29 @@ impl Emulator {
                 "metadata" => match value {
                     Value::Object(map) => metadata = Some(map.clone()),
                     Value::Null => metadata = None,
-                    _ => return Err(ApiError::illegal_argument("malformed metadata, should be an object")),
+                    _ => {
+                        return Err(ApiError::illegal_argument(
+                            "malformed metadata, should be an object",
+                        ))
+                    }
                 },
-                "expand_wildcards" | "allow_no_indices" | "ignore_throttled" | "feature_states" => {}
-                other => return Err(ApiError::illegal_argument(format!("Unknown parameter {other}"))),
+                "expand_wildcards" | "allow_no_indices" | "ignore_throttled" | "feature_states" => {
+                }
+                other => {
+                    return Err(ApiError::illegal_argument(format!(
+                        "Unknown parameter {other}"
+                    )))
+                }
             }
         }
 
         let repository = self.repository(repository_name)?;
         validate_snapshot_name(repository_name, name)?;
         if repository.setting_bool("readonly") {
-            return Err(ApiError::repository_exception(repository_name, "cannot create snapshot in a readonly repository"));
+            return Err(ApiError::repository_exception(
+                repository_name,
+                "cannot create snapshot in a readonly repository",
+            ));
         }
         let store = self.blob_store(&repository);
         let (_, data) = repository_writer::read_repository_data(&store)
@@ -689,11 +832,22 @@ impl Emulator {
         let start_millis = now_millis();
         let (captured, decided, done_sender) = {
             let mut running = self.running.lock().unwrap();
-            if running.iter().any(|snapshot| snapshot.repository == repository_name && snapshot.name == name) {
-                return Err(ApiError::invalid_snapshot_name(repository_name, name, "snapshot with the same name is already in-progress"));
+            if running
+                .iter()
+                .any(|snapshot| snapshot.repository == repository_name && snapshot.name == name)
+            {
+                return Err(ApiError::invalid_snapshot_name(
+                    repository_name,
+                    name,
+                    "snapshot with the same name is already in-progress",
+                ));
             }
             if data.snapshot(name).is_some() {
-                return Err(ApiError::invalid_snapshot_name(repository_name, name, "snapshot with the same name already exists"));
+                return Err(ApiError::invalid_snapshot_name(
+                    repository_name,
+                    name,
+                    "snapshot with the same name already exists",
+                ));
             }
             let automated = usize::from(self.control.running_automated_snapshot().is_some());
             if !running.is_empty() || automated > 0 {
@@ -708,14 +862,21 @@ impl Emulator {
             let selected = Self::resolve_indices(&state.indices, &expressions, ignore_unavailable)?;
             let mut captured = Vec::new();
             for index_name in &selected {
-                let index = state.indices.get_mut(index_name).expect("resolved from the same map");
+                let index = state
+                    .indices
+                    .get_mut(index_name)
+                    .expect("resolved from the same map");
                 index.seal();
                 captured.push(CapturedIndex {
                     name: index_name.clone(),
                     uuid: index.uuid.clone(),
                     settings: index.settings(index_name),
                     mappings: index.mappings.clone(),
-                    shards: index.shards.iter().map(|shard| shard.segments.clone()).collect(),
+                    shards: index
+                        .shards
+                        .iter()
+                        .map(|shard| shard.segments.clone())
+                        .collect(),
                 });
             }
             self.save(&state)?;
@@ -734,7 +895,9 @@ impl Emulator {
                 metadata: metadata.clone(),
                 shards: captured
                     .iter()
-                    .flat_map(|index| (0..index.shards.len() as u32).map(move |shard| (index.name.clone(), shard)))
+                    .flat_map(|index| {
+                        (0..index.shards.len() as u32).map(move |shard| (index.name.clone(), shard))
+                    })
                     .collect(),
                 plan: None,
                 never_finishes: decided.never_finishes,
@@ -761,7 +924,11 @@ impl Emulator {
                         Some(json!({"type": "i_o_exception", "reason": error.to_string()})),
                     )
                 });
-            emulator.running.lock().unwrap().retain(|running| running.uuid != task_uuid);
+            emulator
+                .running
+                .lock()
+                .unwrap()
+                .retain(|running| running.uuid != task_uuid);
             let _ = done_sender.send(Some(result));
         });
         let mut done = {
@@ -792,23 +959,36 @@ impl Emulator {
             Some(Err(error)) => Err(error),
             None => {
                 // Finished before we subscribed, or aborted by a delete: read what was stored.
-                let (_, data) = repository_writer::read_repository_data(&self.blob_store(&repository))
-                    .await
-                    .map_err(|error| repository_read_error(repository_name, &error))?;
-                let entry = data.snapshot(name).ok_or_else(|| ApiError::snapshot_missing(repository_name, name))?;
-                let info = repository_writer::read_snapshot_info(&self.blob_store(&repository), &entry.uuid)
-                    .await
-                    .map_err(|error| repository_read_error(repository_name, &error))?;
-                Reply::ok(json!({"snapshot": snapshot_info_json(&info, true, self.config.profile.version())}))
+                let (_, data) =
+                    repository_writer::read_repository_data(&self.blob_store(&repository))
+                        .await
+                        .map_err(|error| repository_read_error(repository_name, &error))?;
+                let entry = data
+                    .snapshot(name)
+                    .ok_or_else(|| ApiError::snapshot_missing(repository_name, name))?;
+                let info = repository_writer::read_snapshot_info(
+                    &self.blob_store(&repository),
+                    &entry.uuid,
+                )
+                .await
+                .map_err(|error| repository_read_error(repository_name, &error))?;
+                Reply::ok(
+                    json!({"snapshot": snapshot_info_json(&info, true, self.config.profile.version())}),
+                )
             }
         }
     }
 
     fn decide_outcome(&self, captured: &[CapturedIndex], partial: bool) -> Decided {
-        let red: Vec<&CapturedIndex> = captured.iter().filter(|index| self.control.is_red(&index.name)).collect();
+        let red: Vec<&CapturedIndex> = captured
+            .iter()
+            .filter(|index| self.control.is_red(&index.name))
+            .collect();
         let red_failures: Vec<ShardFailure> = red
             .iter()
-            .flat_map(|index| (0..index.shards.len() as u32).map(|shard| unallocated(&index.name, shard)))
+            .flat_map(|index| {
+                (0..index.shards.len() as u32).map(|shard| unallocated(&index.name, shard))
+            })
             .collect();
         let mut decided = Decided {
             state: SnapshotState::Success,
@@ -838,7 +1018,10 @@ impl Emulator {
             } else {
                 let names: Vec<&str> = red.iter().map(|index| index.name.as_str()).collect();
                 decided.state = SnapshotState::Failed;
-                decided.reason = Some(format!("Indices don't have primary shards [{}]", names.join(", ")));
+                decided.reason = Some(format!(
+                    "Indices don't have primary shards [{}]",
+                    names.join(", ")
+                ));
                 decided.failures = red_failures;
             }
         }
@@ -873,7 +1056,10 @@ impl Emulator {
             std::future::pending::<()>().await;
         }
         if decided.state != SnapshotState::Failed {
-            let remaining = self.config.snapshot_duration.saturating_sub(started.elapsed());
+            let remaining = self
+                .config
+                .snapshot_duration
+                .saturating_sub(started.elapsed());
             tokio::time::sleep(remaining).await;
         }
         let total_shards: u32 = captured.iter().map(|index| index.shards.len() as u32).sum();
@@ -899,14 +1085,32 @@ impl Emulator {
             failures: decided.failures,
         };
         let cluster_uuid = self.state.lock().unwrap().cluster_uuid.clone();
-        repository_writer::finalize(store, uuid, &info, &captured, &plan, &cluster_uuid, version.0).await?;
-        Ok(snapshot_info_json(&info, true, self.config.profile.version()))
+        repository_writer::finalize(
+            store,
+            uuid,
+            &info,
+            &captured,
+            &plan,
+            &cluster_uuid,
+            version.0,
+        )
+        .await?;
+        Ok(snapshot_info_json(
+            &info,
+            true,
+            self.config.profile.version(),
+        ))
     }
 
     // ---- get, status, delete ------------------------------------------------------------------
 
     async fn get_snapshots(&self, call: &Call, repository_name: &str, expression: &str) -> Handled {
-        call.allow_parameters(&["verbose", "ignore_unavailable", "master_timeout", "cluster_manager_timeout"])?;
+        call.allow_parameters(&[
+            "verbose",
+            "ignore_unavailable",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
         self.authorize(call, "cluster:admin/snapshot/get")?;
         let verbose = call.flag("verbose", true)?;
         let ignore_unavailable = call.flag("ignore_unavailable", false)?;
@@ -929,6 +1133,25 @@ impl Emulator {
             return Reply::ok(json!({"snapshots": snapshots}));
         }
         let repository = self.repository(repository_name)?;
+        // Running snapshots are listed before the repository is read: a snapshot is removed from
+        // the running list only after its index-N is written, so none can fall between the two.
+        let running: Vec<(String, i64, Value)> = self
+            .running
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|snapshot| snapshot.repository == repository_name)
+            .filter(|snapshot| {
+                matches(&snapshot.name) || patterns.iter().any(|pattern| pattern == "_current")
+            })
+            .map(|snapshot| {
+                (
+                    snapshot.name.clone(),
+                    snapshot.start_millis,
+                    snapshot_info_json(&snapshot.info(version.1), verbose, version),
+                )
+            })
+            .collect();
         let store = self.blob_store(&repository);
         let (_, data) = repository_writer::read_repository_data(&store)
             .await
@@ -948,7 +1171,10 @@ impl Emulator {
                         ApiError::opensearch(
                             500,
                             "snapshot_exception",
-                            format!("[{repository_name}:{}] Snapshot could not be read: {error}", entry.name),
+                            format!(
+                                "[{repository_name}:{}] Snapshot could not be read: {error}",
+                                entry.name
+                            ),
                         )
                     })?;
                 found.push((info.start_time, snapshot_info_json(&info, true, version)));
@@ -956,13 +1182,9 @@ impl Emulator {
                 found.push((0, self.non_verbose(&data, entry)));
             }
         }
-        {
-            let running = self.running.lock().unwrap();
-            for snapshot in running.iter().filter(|snapshot| snapshot.repository == repository_name) {
-                if matches(&snapshot.name) || patterns.iter().any(|pattern| pattern == "_current") {
-                    seen.insert(snapshot.name.clone());
-                    found.push((snapshot.start_millis, snapshot_info_json(&snapshot.info(version.1), verbose, version)));
-                }
+        for (name, start_millis, info) in running {
+            if seen.insert(name) {
+                found.push((start_millis, info));
             }
         }
         if !ignore_unavailable {
@@ -974,11 +1196,21 @@ impl Emulator {
             }
         }
         found.sort_by_key(|(start, _)| *start);
-        Reply::ok(json!({"snapshots": found.into_iter().map(|(_, value)| value).collect::<Vec<_>>()}))
+        Reply::ok(
+            json!({"snapshots": found.into_iter().map(|(_, value)| value).collect::<Vec<_>>()}),
+        )
     }
 
-    fn non_verbose(&self, data: &ossnap_repository::RepositoryData, entry: &SnapshotEntry) -> Value {
-        let mut indices: Vec<&str> = data.indices_of(&entry.uuid).into_iter().map(|(name, _)| name).collect();
+    fn non_verbose(
+        &self,
+        data: &ossnap_repository::RepositoryData,
+        entry: &SnapshotEntry,
+    ) -> Value {
+        let mut indices: Vec<&str> = data
+            .indices_of(&entry.uuid)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         indices.sort();
         let state = entry
             .snapshot_state()
@@ -988,8 +1220,17 @@ impl Emulator {
         json!({"snapshot": entry.name, "uuid": entry.uuid, "indices": indices, "data_streams": [], "state": state})
     }
 
-    async fn status(&self, call: &Call, repository: Option<&str>, expression: Option<&str>) -> Handled {
-        call.allow_parameters(&["ignore_unavailable", "master_timeout", "cluster_manager_timeout"])?;
+    async fn status(
+        &self,
+        call: &Call,
+        repository: Option<&str>,
+        expression: Option<&str>,
+    ) -> Handled {
+        call.allow_parameters(&[
+            "ignore_unavailable",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
         self.authorize(call, "cluster:admin/snapshot/status")?;
         let duration = self.config.snapshot_duration;
         let Some(expression) = expression else {
@@ -1003,7 +1244,9 @@ impl Emulator {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|running| repository.is_none_or(|name| name == "_all" || running.repository == name))
+                .filter(|running| {
+                    repository.is_none_or(|name| name == "_all" || running.repository == name)
+                })
                 .map(|running| running.status_json(duration))
                 .collect();
             if repository.is_none_or(|name| name == AUTOMATED_REPOSITORY || name == "_all") {
@@ -1054,7 +1297,10 @@ impl Emulator {
                 }
                 return Err(ApiError::snapshot_missing(repository_name, name));
             };
-            snapshots.push(self.finished_status(&store, repository_name, repository_data, entry).await?);
+            snapshots.push(
+                self.finished_status(&store, repository_name, repository_data, entry)
+                    .await?,
+            );
         }
         Reply::ok(json!({"snapshots": snapshots}))
     }
@@ -1069,9 +1315,15 @@ impl Emulator {
         entry: &SnapshotEntry,
     ) -> Result<Value, ApiError> {
         let read_error = |error: RepositoryError| {
-            ApiError::opensearch(500, "snapshot_exception", format!("[{repository_name}:{}] {error}", entry.name))
+            ApiError::opensearch(
+                500,
+                "snapshot_exception",
+                format!("[{repository_name}:{}] {error}", entry.name),
+            )
         };
-        let info = repository_writer::read_snapshot_info(store, &entry.uuid).await.map_err(read_error)?;
+        let info = repository_writer::read_snapshot_info(store, &entry.uuid)
+            .await
+            .map_err(read_error)?;
         let shard_snapshots = repository_writer::read_shard_snapshots_of(store, data, entry)
             .await
             .map_err(read_error)?;
@@ -1091,7 +1343,9 @@ impl Emulator {
                 ),
             };
             totals.add(&stats);
-            let entry = indices.entry(index.clone()).or_insert_with(|| json!({"shards": {}}));
+            let entry = indices
+                .entry(index.clone())
+                .or_insert_with(|| json!({"shards": {}}));
             entry["shards"][shard.to_string()] = json!({"stage": "DONE", "stats": stats.to_json(snapshot.start_time, snapshot.time, false)});
         }
         let duration = info.end_time - info.start_time;
@@ -1122,12 +1376,21 @@ impl Emulator {
         }))
     }
 
-    async fn delete_snapshots(&self, call: &Call, repository_name: &str, expression: &str) -> Handled {
+    async fn delete_snapshots(
+        &self,
+        call: &Call,
+        repository_name: &str,
+        expression: &str,
+    ) -> Handled {
         call.allow_parameters(&["master_timeout", "cluster_manager_timeout"])?;
         self.authorize(call, "cluster:admin/snapshot/delete")?;
         let config = self.repository(repository_name)?;
         let patterns = split_names(expression);
-        let matches = |name: &str| patterns.iter().any(|pattern| pattern == "_all" || glob_matches(pattern, name));
+        let matches = |name: &str| {
+            patterns
+                .iter()
+                .any(|pattern| pattern == "_all" || glob_matches(pattern, name))
+        };
         let mut matched = BTreeSet::new();
         // Deleting a running snapshot aborts it; nothing of it has been finalised yet.
         {
@@ -1171,7 +1434,11 @@ impl Emulator {
     // ---- restore ------------------------------------------------------------------------------
 
     async fn restore(&self, call: &Call, repository_name: &str, name: &str) -> Handled {
-        call.allow_parameters(&["wait_for_completion", "master_timeout", "cluster_manager_timeout"])?;
+        call.allow_parameters(&[
+            "wait_for_completion",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
         self.authorize(call, "cluster:admin/snapshot/restore")?;
         let wait = call.flag("wait_for_completion", false)?;
         let body = call.json()?.unwrap_or_else(|| json!({}));
@@ -1190,8 +1457,17 @@ impl Emulator {
                 }
                 "rename_pattern" => rename.0 = value.as_str().map(str::to_owned),
                 "rename_replacement" => rename.1 = value.as_str().map(str::to_owned),
-                "index_settings" | "ignore_index_settings" | "expand_wildcards" | "allow_no_indices" | "storage_type" | "source_remote_store_repository" => {}
-                other => return Err(ApiError::illegal_argument(format!("Unknown parameter {other}"))),
+                "index_settings"
+                | "ignore_index_settings"
+                | "expand_wildcards"
+                | "allow_no_indices"
+                | "storage_type"
+                | "source_remote_store_repository" => {}
+                other => {
+                    return Err(ApiError::illegal_argument(format!(
+                        "Unknown parameter {other}"
+                    )))
+                }
             }
         }
         let config = self.repository(repository_name)?;
@@ -1204,37 +1480,59 @@ impl Emulator {
             .cloned()
             .ok_or_else(|| ApiError::snapshot_missing(repository_name, name))?;
         let restore_error = |reason: String| {
-            ApiError::opensearch(500, "snapshot_restore_exception", format!("[{repository_name}:{name}] {reason}"))
+            ApiError::opensearch(
+                500,
+                "snapshot_restore_exception",
+                format!("[{repository_name}:{name}] {reason}"),
+            )
         };
-        let state = entry.snapshot_state().ok().flatten().unwrap_or(SnapshotState::Success);
+        let state = entry
+            .snapshot_state()
+            .ok()
+            .flatten()
+            .unwrap_or(SnapshotState::Success);
         if !state.restorable() {
-            return Err(restore_error(format!("unsupported snapshot state [{}]", state.name())));
+            return Err(restore_error(format!(
+                "unsupported snapshot state [{}]",
+                state.name()
+            )));
         }
         let available: std::collections::BTreeMap<String, IndexState> = data
             .indices_of(&entry.uuid)
             .into_iter()
-            .map(|(index, _)| (index.to_owned(), IndexState::new(String::new(), 0, 1, 0, Value::Null)))
+            .map(|(index, _)| {
+                (
+                    index.to_owned(),
+                    IndexState::new(String::new(), 0, 1, 0, Value::Null),
+                )
+            })
             .collect();
-        let selected = Self::resolve_indices(&available, &expressions, ignore_unavailable).map_err(|_| {
-            let missing = expressions
-                .iter()
-                .find(|expression| !expression.contains('*') && !expression.starts_with('-') && !available.contains_key(*expression))
-                .cloned()
-                .unwrap_or_default();
-            restore_error(format!("indices [{missing}] missing"))
-        })?;
+        let selected = Self::resolve_indices(&available, &expressions, ignore_unavailable)
+            .map_err(|_| {
+                let missing = expressions
+                    .iter()
+                    .find(|expression| {
+                        !expression.contains('*')
+                            && !expression.starts_with('-')
+                            && !available.contains_key(*expression)
+                    })
+                    .cloned()
+                    .unwrap_or_default();
+                restore_error(format!("indices [{missing}] missing"))
+            })?;
         let pattern = match &rename.0 {
-            Some(pattern) => Some(
-                regex_lite::Regex::new(pattern)
-                    .map_err(|error| ApiError::illegal_argument(format!("Invalid rename_pattern: {error}")))?,
-            ),
+            Some(pattern) => Some(regex_lite::Regex::new(pattern).map_err(|error| {
+                ApiError::illegal_argument(format!("Invalid rename_pattern: {error}"))
+            })?),
             None => None,
         };
         let targets: Vec<(String, String)> = selected
             .iter()
             .map(|source| {
                 let target = match (&pattern, &rename.1) {
-                    (Some(pattern), Some(replacement)) => pattern.replace_all(source, replacement.as_str()).into_owned(),
+                    (Some(pattern), Some(replacement)) => pattern
+                        .replace_all(source, replacement.as_str())
+                        .into_owned(),
                     _ => source.clone(),
                 };
                 (source.clone(), target)
@@ -1261,7 +1559,13 @@ impl Emulator {
         {
             let mut state = self.state.lock().unwrap();
             for (target, restored_index) in restored {
-                let mut index = IndexState::new(random_base64_uuid(), now_millis(), restored_index.number_of_shards, 1, restored_index.mappings);
+                let mut index = IndexState::new(
+                    random_base64_uuid(),
+                    now_millis(),
+                    restored_index.number_of_shards,
+                    1,
+                    restored_index.mappings,
+                );
                 for (id, source) in restored_index.documents {
                     index.index_document(id, source);
                 }
@@ -1273,7 +1577,9 @@ impl Emulator {
         }
         if wait {
             let indices: Vec<&String> = targets.iter().map(|(_, target)| target).collect();
-            Reply::ok(json!({"snapshot": {"snapshot": name, "indices": indices, "shards": {"total": total_shards, "failed": 0, "successful": total_shards}}}))
+            Reply::ok(
+                json!({"snapshot": {"snapshot": name, "indices": indices, "shards": {"total": total_shards, "failed": 0, "successful": total_shards}}}),
+            )
         } else {
             Reply::ok(json!({"accepted": true}))
         }
@@ -1282,10 +1588,24 @@ impl Emulator {
     // ---- _cat ---------------------------------------------------------------------------------
 
     async fn cat_snapshots(&self, call: &Call, repository_name: &str) -> Handled {
-        call.allow_parameters(&["format", "v", "h", "s", "help", "time", "ignore_unavailable", "master_timeout", "cluster_manager_timeout"])?;
+        call.allow_parameters(&[
+            "format",
+            "v",
+            "h",
+            "s",
+            "help",
+            "time",
+            "ignore_unavailable",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
         self.authorize(call, "cluster:admin/snapshot/get")?;
         if repository_name.is_empty() {
-            return Err(ApiError::opensearch(400, "action_request_validation_exception", "Validation Failed: 1: repository is missing;"));
+            return Err(ApiError::opensearch(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: repository is missing;",
+            ));
         }
         let config = self.repository(repository_name)?;
         let store = self.blob_store(&config);
@@ -1299,13 +1619,25 @@ impl Emulator {
                 .map_err(|error| repository_read_error(repository_name, &error))?;
             rows.push(cat_row(&info));
         }
-        for running in self.running.lock().unwrap().iter().filter(|running| running.repository == repository_name) {
+        for running in self
+            .running
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|running| running.repository == repository_name)
+        {
             rows.push(cat_row(&running.info(0)));
         }
         if call.query.get("format").map(String::as_str) == Some("json") {
             let rows: Vec<Value> = rows
                 .into_iter()
-                .map(|row| Value::Object(row.into_iter().map(|(key, value)| (key.to_owned(), Value::String(value))).collect()))
+                .map(|row| {
+                    Value::Object(
+                        row.into_iter()
+                            .map(|(key, value)| (key.to_owned(), Value::String(value)))
+                            .collect(),
+                    )
+                })
                 .collect();
             return Reply::ok(Value::Array(rows));
         }
@@ -1317,14 +1649,21 @@ impl Emulator {
                 table.push(CAT_COLUMNS.iter().map(|key| (*key).to_owned()).collect());
             }
         }
-        table.extend(rows.into_iter().map(|row| row.into_iter().map(|(_, value)| value).collect()));
+        table.extend(
+            rows.into_iter()
+                .map(|row| row.into_iter().map(|(_, value)| value).collect()),
+        );
         let widths: Vec<usize> = (0..CAT_COLUMNS.len())
             .map(|column| table.iter().map(|row| row[column].len()).max().unwrap_or(0))
             .collect();
         let text: String = table
             .iter()
             .map(|row| {
-                let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+                let cells: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .map(|(cell, width)| format!("{cell:<width$}"))
+                    .collect();
                 format!("{}\n", cells.join(" ").trim_end())
             })
             .collect();
@@ -1336,16 +1675,37 @@ impl Emulator {
 }
 
 const CAT_COLUMNS: [&str; 11] = [
-    "id", "status", "start_epoch", "start_time", "end_epoch", "end_time", "duration", "indices", "successful_shards", "failed_shards", "total_shards",
+    "id",
+    "status",
+    "start_epoch",
+    "start_time",
+    "end_epoch",
+    "end_time",
+    "duration",
+    "indices",
+    "successful_shards",
+    "failed_shards",
+    "total_shards",
 ];
 
 fn cat_row(info: &SnapshotInfo) -> Vec<(&'static str, String)> {
     let clock = |millis: i64| {
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-            .map(|moment| format!("{:02}:{:02}:{:02}", moment.hour(), moment.minute(), moment.second()))
+            .map(|moment| {
+                format!(
+                    "{:02}:{:02}:{:02}",
+                    moment.hour(),
+                    moment.minute(),
+                    moment.second()
+                )
+            })
             .unwrap_or_default()
     };
-    let end = if info.end_time == 0 { now_millis() } else { info.end_time };
+    let end = if info.end_time == 0 {
+        now_millis()
+    } else {
+        info.end_time
+    };
     let duration_millis = end - info.start_time;
     let duration = if duration_millis < 1000 {
         format!("{duration_millis}ms")
@@ -1380,12 +1740,26 @@ mod tests {
                 .err()
                 .map(|error| error.body["error"]["reason"].as_str().unwrap().to_owned())
         };
-        assert_eq!(reason("a b,"), Some("[r:a b,] Invalid snapshot name [a b,], must not contain whitespace".to_owned()));
-        assert_eq!(reason("_x").unwrap(), "[r:_x] Invalid snapshot name [_x], must not start with '_'");
-        assert_eq!(reason("Upper").unwrap(), "[r:Upper] Invalid snapshot name [Upper], must be lowercase");
-        assert!(reason("a/b").unwrap().ends_with("must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]"));
+        assert_eq!(
+            reason("a b,"),
+            Some("[r:a b,] Invalid snapshot name [a b,], must not contain whitespace".to_owned())
+        );
+        assert_eq!(
+            reason("_x").unwrap(),
+            "[r:_x] Invalid snapshot name [_x], must not start with '_'"
+        );
+        assert_eq!(
+            reason("Upper").unwrap(),
+            "[r:Upper] Invalid snapshot name [Upper], must be lowercase"
+        );
+        assert!(reason("a/b").unwrap().ends_with(
+            "must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]"
+        ));
         assert_eq!(reason("-leading-dash-is-allowed"), None);
-        assert_eq!(reason(""), Some("[r:] Invalid snapshot name [], cannot be empty".to_owned()));
+        assert_eq!(
+            reason(""),
+            Some("[r:] Invalid snapshot name [], cannot be empty".to_owned())
+        );
     }
 
     #[test]
