@@ -15,6 +15,9 @@ use tokio::process::Command;
 const RUST_RUNS: usize = 15;
 const PYTHON_RUNS: usize = 7;
 
+/// The event of the n-th run of a function.
+type EventFor = fn(usize) -> Value;
+
 struct Sample {
     init: Duration,
     invoke: Duration,
@@ -36,9 +39,24 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn summarize(name: &str, samples: &[Sample]) -> Summary {
     Summary {
         name: name.to_string(),
-        init_ms: median(samples.iter().map(|s| s.init.as_secs_f64() * 1000.0).collect()),
-        invoke_ms: median(samples.iter().map(|s| s.invoke.as_secs_f64() * 1000.0).collect()),
-        peak_rss_mib: median(samples.iter().map(|s| s.peak_rss_kib as f64 / 1024.0).collect()),
+        init_ms: median(
+            samples
+                .iter()
+                .map(|s| s.init.as_secs_f64() * 1000.0)
+                .collect(),
+        ),
+        invoke_ms: median(
+            samples
+                .iter()
+                .map(|s| s.invoke.as_secs_f64() * 1000.0)
+                .collect(),
+        ),
+        peak_rss_mib: median(
+            samples
+                .iter()
+                .map(|s| s.peak_rss_kib as f64 / 1024.0)
+                .collect(),
+        ),
     }
 }
 
@@ -46,9 +64,14 @@ async fn measure(mut process: LambdaProcess, event: Value) -> Sample {
     let started = Instant::now();
     let answer = process.invoke(event).await;
     let invoke = started.elapsed();
-    assert!(answer.is_ok(), "the benchmarked invocation failed: {answer:?}");
+    assert!(
+        answer.is_ok(),
+        "the benchmarked invocation failed: {answer:?}"
+    );
     Sample {
-        init: process.init_duration().expect("the function asked for an event"),
+        init: process
+            .init_duration()
+            .expect("the function asked for an event"),
         invoke,
         peak_rss_kib: process.peak_rss_kib().unwrap_or(0),
     }
@@ -64,22 +87,33 @@ fn bootstrap(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace().join("target/lambda"));
     let path = dir.join(name).join("bootstrap");
-    assert!(path.exists(), "{} is missing: run `make bench`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make bench`",
+        path.display()
+    );
     path
 }
 
 #[tokio::main]
 async fn main() {
-    let stack = TestStack::start_with(|config| config.snapshot_duration = Duration::from_millis(5)).await;
+    let stack =
+        TestStack::start_with(|config| config.snapshot_duration = Duration::from_millis(5)).await;
     let env_owned = stack.env();
-    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env: Vec<(&str, &str)> = env_owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs", 10).await;
     let mut summaries = Vec::new();
 
-    let cases: [(&str, fn(usize) -> Value); 3] = [
+    let cases: [(&str, EventFor); 3] = [
         ("register", |_| json!({})),
-        ("snapshot", |run| json!({"snapshot": format!("bench-{run}")})),
+        (
+            "snapshot",
+            |run| json!({"snapshot": format!("bench-{run}")}),
+        ),
         ("check-status", |_| json!({"snapshot": "bench-0"})),
     ];
     for (name, event) in cases {
@@ -109,13 +143,22 @@ async fn main() {
         }
         Some(summarize("register (Python twin)", &samples))
     } else {
-        println!("(no {}: run `make bench` for the Python baseline)", python.display());
+        println!(
+            "(no {}: run `make bench` for the Python baseline)",
+            python.display()
+        );
         None
     };
 
-    println!("{:<24} {:>12} {:>12} {:>14}", "function", "init p50 ms", "invoke p50 ms", "peak RSS MiB");
+    println!(
+        "{:<24} {:>12} {:>12} {:>14}",
+        "function", "init p50 ms", "invoke p50 ms", "peak RSS MiB"
+    );
     for s in summaries.iter().chain(python_summary.iter()) {
-        println!("{:<24} {:>12.2} {:>12.2} {:>14.2}", s.name, s.init_ms, s.invoke_ms, s.peak_rss_mib);
+        println!(
+            "{:<24} {:>12.2} {:>12.2} {:>14.2}",
+            s.name, s.init_ms, s.invoke_ms, s.peak_rss_mib
+        );
     }
     if let Some(py) = &python_summary {
         let rust = &summaries[0];

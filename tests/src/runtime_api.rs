@@ -182,7 +182,10 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> Response<Full
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let rest = path.strip_prefix("/2018-06-01/runtime/").unwrap_or("");
-    match (method.as_str(), rest.split('/').collect::<Vec<_>>().as_slice()) {
+    match (
+        method.as_str(),
+        rest.split('/').collect::<Vec<_>>().as_slice(),
+    ) {
         ("GET", ["invocation", "next"]) => next_event(&shared).await,
         ("POST", ["invocation", id, "response"]) => {
             let output = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -213,12 +216,18 @@ async fn next_event(shared: &Shared) -> Response<Full<Bytes>> {
                     + INVOCATION_TIMEOUT;
                 return Response::builder()
                     .header("Lambda-Runtime-Aws-Request-Id", &id)
-                    .header("Lambda-Runtime-Deadline-Ms", deadline.as_millis().to_string())
+                    .header(
+                        "Lambda-Runtime-Deadline-Ms",
+                        deadline.as_millis().to_string(),
+                    )
                     .header(
                         "Lambda-Runtime-Invoked-Function-Arn",
                         "arn:aws:lambda:us-east-1:123456789012:function:ossnap-local",
                     )
-                    .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+                    .header(
+                        "Lambda-Runtime-Trace-Id",
+                        "Root=1-00000000-000000000000000000000000",
+                    )
                     .header("Content-Type", "application/json")
                     .body(Full::new(Bytes::from(event.to_string())))
                     .unwrap();
@@ -241,7 +250,10 @@ fn parse_error(body: &[u8]) -> FunctionError {
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     FunctionError {
         error_type: value["errorType"].as_str().unwrap_or_default().to_string(),
-        error_message: value["errorMessage"].as_str().unwrap_or_default().to_string(),
+        error_message: value["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 
@@ -251,4 +263,3 @@ fn accepted() -> Response<Full<Bytes>> {
         .body(Full::new(Bytes::from_static(b"{\"status\":\"OK\"}")))
         .unwrap()
 }
-

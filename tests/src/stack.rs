@@ -27,7 +27,9 @@ impl TestStack {
         let data = tempfile::tempdir().expect("a temporary directory");
         let mut config = LocalStackConfig::for_tests(data.path());
         adjust(&mut config);
-        let local = LocalStack::start(config).await.expect("the local stack starts");
+        let local = LocalStack::start(config)
+            .await
+            .expect("the local stack starts");
         TestStack { local, _data: data }
     }
 
@@ -35,10 +37,19 @@ impl TestStack {
     pub fn env(&self) -> Vec<(String, String)> {
         let config = self.local.config();
         vec![
-            ("OPENSEARCH_ENDPOINT".into(), self.local.opensearch_endpoint()),
+            (
+                "OPENSEARCH_ENDPOINT".into(),
+                self.local.opensearch_endpoint(),
+            ),
             ("AWS_REGION".into(), config.region.clone()),
-            ("AWS_ACCESS_KEY_ID".into(), config.credentials.access_key_id.clone()),
-            ("AWS_SECRET_ACCESS_KEY".into(), config.credentials.secret_access_key.clone()),
+            (
+                "AWS_ACCESS_KEY_ID".into(),
+                config.credentials.access_key_id.clone(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                config.credentials.secret_access_key.clone(),
+            ),
             ("SNAPSHOT_BUCKET".into(), config.bucket.clone()),
             ("SNAPSHOT_BASE_PATH".into(), BASE_PATH.into()),
             ("SNAPSHOT_ROLE_ARN".into(), SNAPSHOT_ROLE.into()),

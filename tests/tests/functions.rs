@@ -18,7 +18,10 @@ const SCHEDULED: OffsetDateTime = datetime!(2026-11-28 02:00:00 UTC);
 const SCHEDULED_NAME: &str = "ossnap-20261128-020000";
 
 fn invocation<T>(input: T, scheduled_time: Option<OffsetDateTime>) -> Invocation<T> {
-    Invocation { input, scheduled_time }
+    Invocation {
+        input,
+        scheduled_time,
+    }
 }
 
 async fn register(deps: &Deps) -> register::RegisterOutput {
@@ -28,7 +31,12 @@ async fn register(deps: &Deps) -> register::RegisterOutput {
 }
 
 async fn start_snapshot(deps: &Deps) -> ossnap_core::Result<SnapshotOutput> {
-    snapshot::run(deps, invocation(SnapshotInput::default(), Some(SCHEDULED)), "run-1").await
+    snapshot::run(
+        deps,
+        invocation(SnapshotInput::default(), Some(SCHEDULED)),
+        "run-1",
+    )
+    .await
 }
 
 async fn check(deps: &Deps, snapshot: &str) -> ossnap_core::Result<status::SnapshotReport> {
@@ -64,7 +72,12 @@ async fn register_creates_the_repository_then_sends_nothing_more() {
     assert_eq!(first.repository, "ossnap");
     assert_eq!(first.status, RegistrationStatus::Created);
     assert!(first.verified_nodes.unwrap() >= 1);
-    let definition = deps.opensearch.get_repository("ossnap").await.unwrap().unwrap();
+    let definition = deps
+        .opensearch
+        .get_repository("ossnap")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(definition.kind, "s3");
     assert_eq!(definition.settings["role_arn"], SNAPSHOT_ROLE);
     assert_eq!(definition.settings["base_path"], "clusters/local");
@@ -73,12 +86,27 @@ async fn register_creates_the_repository_then_sends_nothing_more() {
     let second = register(&deps).await;
     assert_eq!(second.status, RegistrationStatus::Unchanged);
     assert_eq!(second.verified_nodes, None);
-    let sent: Vec<_> = stack.local.control().requests().into_iter().map(|r| (r.method, r.path)).collect();
-    assert_eq!(sent, vec![("GET".to_string(), "/_snapshot/ossnap".to_string())]);
+    let sent: Vec<_> = stack
+        .local
+        .control()
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        sent,
+        vec![("GET".to_string(), "/_snapshot/ossnap".to_string())]
+    );
 
     let moved = register::run(
         &deps,
-        invocation(RegisterInput { base_path: Some("elsewhere".into()), ..Default::default() }, None),
+        invocation(
+            RegisterInput {
+                base_path: Some("elsewhere".into()),
+                ..Default::default()
+            },
+            None,
+        ),
     )
     .await
     .unwrap();
@@ -107,7 +135,13 @@ async fn register_retries_verification_while_iam_propagates() {
     stack.local.control().add_fault(lasting);
     let error = register::run(
         &deps,
-        invocation(RegisterInput { base_path: Some("other".into()), ..Default::default() }, None),
+        invocation(
+            RegisterInput {
+                base_path: Some("other".into()),
+                ..Default::default()
+            },
+            None,
+        ),
     )
     .await
     .unwrap_err();
@@ -129,10 +163,14 @@ async fn register_names_the_role_to_map_when_fgac_refuses() {
         .await
         .expect("the mapping is replaced");
 
-    let error = register::run(&deps, invocation(RegisterInput::default(), None)).await.unwrap_err();
+    let error = register::run(&deps, invocation(RegisterInput::default(), None))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AuthError);
     assert!(
-        error.message().contains("map arn:aws:iam::123456789012:role/ossnap-local as a backend role of manage_snapshots"),
+        error.message().contains(
+            "map arn:aws:iam::123456789012:role/ossnap-local as a backend role of manage_snapshots"
+        ),
         "{error}"
     );
 }
@@ -147,7 +185,12 @@ async fn register_names_the_role_and_action_when_pass_role_is_missing() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AuthError);
-    assert!(error.message().contains(&format!("iam:PassRole on {SNAPSHOT_ROLE}")), "{error}");
+    assert!(
+        error
+            .message()
+            .contains(&format!("iam:PassRole on {SNAPSHOT_ROLE}")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -165,10 +208,18 @@ async fn a_snapshot_runs_to_success_and_is_never_asked_status_once_finished() {
     let report = until_done(&deps, SCHEDULED_NAME).await;
     assert_eq!(report.state, "SUCCESS");
     assert!(report.healthy);
-    assert!(report.shards.total >= 2 && report.shards.failed == 0, "{:?}", report.shards);
+    assert!(
+        report.shards.total >= 2 && report.shards.failed == 0,
+        "{:?}",
+        report.shards
+    );
     assert_eq!(report.wait_seconds, 0);
 
-    let info = deps.opensearch.get_snapshot("ossnap", SCHEDULED_NAME).await.unwrap();
+    let info = deps
+        .opensearch
+        .get_snapshot("ossnap", SCHEDULED_NAME)
+        .await
+        .unwrap();
     let metadata = info.metadata.unwrap();
     assert_eq!(metadata["taken_by"], "ossnap");
     assert_eq!(metadata["scheduled_time"], "2026-11-28T02:00:00Z");
@@ -176,12 +227,18 @@ async fn a_snapshot_runs_to_success_and_is_never_asked_status_once_finished() {
     assert!(!info.indices.contains(&".opendistro_security".to_string()));
     let create = stack.requests("PUT", &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"));
     assert_eq!(create.len(), 1);
-    assert!(create[0].contains("wait_for_completion=false"), "{create:?}");
+    assert!(
+        create[0].contains("wait_for_completion=false"),
+        "{create:?}"
+    );
 
     // A finished snapshot: one GET, no _status.
     stack.local.control().clear_requests();
     check(&deps, SCHEDULED_NAME).await.unwrap();
-    assert!(stack.requests("GET", "/_snapshot/ossnap/").iter().all(|r| !r.contains("_status")));
+    assert!(stack
+        .requests("GET", "/_snapshot/ossnap/")
+        .iter()
+        .all(|r| !r.contains("_status")));
 }
 
 #[tokio::test]
@@ -190,15 +247,22 @@ async fn an_aws_automated_snapshot_makes_it_wait_without_sending_a_create() {
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs", 1).await;
     register(&deps).await;
-    stack.local.control().start_automated_snapshot(Duration::from_secs(30));
+    stack
+        .local
+        .control()
+        .start_automated_snapshot(Duration::from_secs(30));
 
     let error = start_snapshot(&deps).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::SnapshotInProgress);
     assert!(error.message().contains("cs-automated"), "{error}");
     assert!(stack.requests("PUT", "/_snapshot/ossnap/").is_empty());
 
-    let cluster = status::run(&deps, invocation(StatusInput::default(), None)).await.unwrap();
-    let StatusOutput::Cluster(cluster) = cluster else { panic!("a cluster report") };
+    let cluster = status::run(&deps, invocation(StatusInput::default(), None))
+        .await
+        .unwrap();
+    let StatusOutput::Cluster(cluster) = cluster else {
+        panic!("a cluster report")
+    };
     assert_eq!(cluster.running.len(), 1);
     assert_eq!(cluster.running[0].repository, "cs-automated");
 }
@@ -221,7 +285,11 @@ async fn the_same_scheduled_time_twice_makes_one_snapshot() {
     let puts = stack.requests("PUT", &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"));
     // The third run sent a PUT that met "already exists" and resumed; never a second snapshot.
     assert!(puts.len() <= 2, "{puts:?}");
-    let all = deps.opensearch.get_snapshots("ossnap", &["_all"], false).await.unwrap();
+    let all = deps
+        .opensearch
+        .get_snapshots("ossnap", &["_all"], false)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 1);
 }
 
@@ -232,13 +300,23 @@ async fn a_gateway_timeout_after_the_create_is_reconciled_without_a_second_put()
     stack.seed_index(&deps, "logs", 3).await;
     register(&deps).await;
     let page = "<html><head><title>504 Gateway Time-out</title></head><body>504</body></html>";
-    let mut fault = Fault::new("PUT", &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"), 504, page);
+    let mut fault = Fault::new(
+        "PUT",
+        &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"),
+        504,
+        page,
+    );
     fault.after_accept = true;
     stack.local.control().add_fault(fault);
 
     let output = start_snapshot(&deps).await.unwrap();
     assert_eq!(output.snapshot, SCHEDULED_NAME);
-    assert_eq!(stack.requests("PUT", &format!("/_snapshot/ossnap/{SCHEDULED_NAME}")).len(), 1);
+    assert_eq!(
+        stack
+            .requests("PUT", &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"))
+            .len(),
+        1
+    );
     assert_eq!(until_done(&deps, SCHEDULED_NAME).await.state, "SUCCESS");
 }
 
@@ -248,7 +326,12 @@ async fn a_gateway_timeout_before_the_create_is_safe_to_retry() {
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs", 3).await;
     register(&deps).await;
-    let fault = Fault::new("PUT", &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"), 504, "<html>504</html>");
+    let fault = Fault::new(
+        "PUT",
+        &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"),
+        504,
+        "<html>504</html>",
+    );
     stack.local.control().add_fault(fault);
 
     let error = start_snapshot(&deps).await.unwrap_err();
@@ -275,10 +358,19 @@ async fn a_concurrent_snapshot_is_in_progress_on_opensearch_2_and_3() {
             .await
             .unwrap();
         // Hide the running snapshot from the pre-check, so the create itself collides.
-        stack.local.control().add_fault(Fault::new("GET", "/_snapshot/_status", 200, r#"{"snapshots":[]}"#));
+        stack.local.control().add_fault(Fault::new(
+            "GET",
+            "/_snapshot/_status",
+            200,
+            r#"{"snapshots":[]}"#,
+        ));
 
         let error = start_snapshot(&deps).await.unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::SnapshotInProgress, "{profile:?}: {error}");
+        assert_eq!(
+            error.kind(),
+            ErrorKind::SnapshotInProgress,
+            "{profile:?}: {error}"
+        );
         let status = stack
             .local
             .control()
@@ -298,7 +390,11 @@ async fn a_foreign_snapshot_with_our_name_is_a_conflict_and_left_alone() {
     stack.seed_index(&deps, "logs", 1).await;
     register(&deps).await;
     deps.opensearch
-        .create_snapshot("ossnap", SCHEDULED_NAME, &json!({"indices": "logs", "metadata": {"taken_by": "curator"}}))
+        .create_snapshot(
+            "ossnap",
+            SCHEDULED_NAME,
+            &json!({"indices": "logs", "metadata": {"taken_by": "curator"}}),
+        )
         .await
         .unwrap();
     until_done(&deps, SCHEDULED_NAME).await;
@@ -306,7 +402,11 @@ async fn a_foreign_snapshot_with_our_name_is_a_conflict_and_left_alone() {
     let error = start_snapshot(&deps).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::SnapshotNameConflict);
     assert!(error.message().contains("curator"), "{error}");
-    let kept = deps.opensearch.get_snapshot("ossnap", SCHEDULED_NAME).await.unwrap();
+    let kept = deps
+        .opensearch
+        .get_snapshot("ossnap", SCHEDULED_NAME)
+        .await
+        .unwrap();
     assert_eq!(kept.metadata.unwrap()["taken_by"], "curator");
 }
 
@@ -317,9 +417,12 @@ async fn failed_and_empty_snapshots_are_done_but_not_healthy() {
     stack.seed_index(&deps, "logs", 2).await;
     register(&deps).await;
 
-    stack.local.control().set_next_snapshot_outcome(SnapshotOutcome::Failed {
-        reason: "Indices don't have primary shards [logs]".into(),
-    });
+    stack
+        .local
+        .control()
+        .set_next_snapshot_outcome(SnapshotOutcome::Failed {
+            reason: "Indices don't have primary shards [logs]".into(),
+        });
     let failed = start_snapshot(&deps).await.unwrap();
     let report = until_done(&deps, &failed.snapshot).await;
     assert_eq!(report.state, "FAILED");
@@ -329,7 +432,11 @@ async fn failed_and_empty_snapshots_are_done_but_not_healthy() {
     let empty = snapshot::run(
         &deps,
         invocation(
-            SnapshotInput { snapshot: Some("empty-one".into()), indices: Some("nomatch-*".into()), ..Default::default() },
+            SnapshotInput {
+                snapshot: Some("empty-one".into()),
+                indices: Some("nomatch-*".into()),
+                ..Default::default()
+            },
             None,
         ),
         "run-2",

@@ -71,13 +71,25 @@ async fn errors_reach_step_functions_with_their_stable_names() {
     let stack = TestStack::start().await;
 
     let mut register = start(&stack, "register", &[]).await;
-    let error = register.invoke(json!({"bucket_name": "x"})).await.unwrap_err();
+    let error = register
+        .invoke(json!({"bucket_name": "x"}))
+        .await
+        .unwrap_err();
     assert_eq!(error.error_type, "ConfigError");
-    assert!(error.error_message.contains("unknown field `bucket_name`"), "{error:?}");
+    assert!(
+        error.error_message.contains("unknown field `bucket_name`"),
+        "{error:?}"
+    );
 
-    let error = register.invoke(json!({"role_arn": "not-an-arn"})).await.unwrap_err();
+    let error = register
+        .invoke(json!({"role_arn": "not-an-arn"}))
+        .await
+        .unwrap_err();
     assert_eq!(error.error_type, "ConfigError");
-    assert!(error.error_message.contains("SNAPSHOT_ROLE_ARN"), "{error:?}");
+    assert!(
+        error.error_message.contains("SNAPSHOT_ROLE_ARN"),
+        "{error:?}"
+    );
 
     let mut check = start(&stack, "check-status", &[]).await;
     let error = check
@@ -87,7 +99,12 @@ async fn errors_reach_step_functions_with_their_stable_names() {
     assert_eq!(error.error_type, "RepositoryMissing");
 
     // Wrong secret: the emulator's SigV4 check refuses, and the message says what to fix.
-    let mut wrong_key = start(&stack, "register", &[("AWS_SECRET_ACCESS_KEY", "not-the-secret")]).await;
+    let mut wrong_key = start(
+        &stack,
+        "register",
+        &[("AWS_SECRET_ACCESS_KEY", "not-the-secret")],
+    )
+    .await;
     let error = wrong_key.invoke(json!({})).await.unwrap_err();
     assert_eq!(error.error_type, "AuthError");
     assert!(error.error_message.contains("signature"), "{error:?}");
@@ -100,6 +117,9 @@ async fn a_missing_endpoint_is_reported_by_every_invocation_naming_the_variable(
     for _ in 0..2 {
         let error = snapshot.invoke(json!({})).await.unwrap_err();
         assert_eq!(error.error_type, "ConfigError");
-        assert!(error.error_message.contains("OPENSEARCH_ENDPOINT"), "{error:?}");
+        assert!(
+            error.error_message.contains("OPENSEARCH_ENDPOINT"),
+            "{error:?}"
+        );
     }
 }

@@ -9,10 +9,23 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use ossnap_core::opensearch::SigV4Signer;
 
 fn sign_snapshot_put(c: &mut Criterion) {
-    let credentials = Credentials::new("AKIDEXAMPLE", "SECRET", Some("SESSION".into()), None, "bench");
-    let signer = SigV4Signer::for_opensearch(SharedCredentialsProvider::new(credentials), "eu-west-1".into());
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let body = br#"{"indices":"*,-.opendistro_security","include_global_state":false,"partial":false}"#.to_vec();
+    let credentials = Credentials::new(
+        "AKIDEXAMPLE",
+        "SECRET",
+        Some("SESSION".into()),
+        None,
+        "bench",
+    );
+    let signer = SigV4Signer::for_opensearch(
+        SharedCredentialsProvider::new(credentials),
+        "eu-west-1".into(),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let body =
+        br#"{"indices":"*,-.opendistro_security","include_global_state":false,"partial":false}"#
+            .to_vec();
     let time = UNIX_EPOCH + Duration::from_secs(1_764_295_200);
     c.bench_function("sigv4_sign_snapshot_put", |b| {
         b.iter(|| {

@@ -36,19 +36,11 @@ impl Deps {
 
 /// Splits an invocation into the dependencies (or the init error), the input parsed from
 /// whichever envelope it came in, and the Lambda context.
-pub fn prepare<'a, D, I: DeserializeOwned>(
-    deps: &'a Result<D>,
+pub fn prepare<D, I: DeserializeOwned>(
+    deps: &Result<D>,
     event: LambdaEvent<Value>,
-) -> Result<(&'a D, Invocation<I>, Context)> {
+) -> Result<(&D, Invocation<I>, Context)> {
     let (payload, context) = event.into_parts();
     let deps = deps.as_ref().map_err(Clone::clone)?;
     Ok((deps, Invocation::parse(payload)?, context))
-}
-
-/// Logs a failed invocation with its error type, then hands the result to the runtime.
-pub fn logged<O>(result: Result<O>) -> Result<O> {
-    if let Err(error) = &result {
-        tracing::error!(error_type = error.kind().name(), error = %error, "invocation failed");
-    }
-    result
 }

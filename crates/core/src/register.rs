@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::config::{self, var, AuthSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Invocation;
-use crate::function::{logged, prepare, Deps};
+use crate::function::{prepare, Deps};
 use crate::names;
 use crate::opensearch::RepositoryDefinition;
 
@@ -57,7 +57,7 @@ pub struct RegisterOutput {
 /// The Lambda handler.
 pub async fn handle(deps: &Result<Deps>, event: LambdaEvent<Value>) -> Result<RegisterOutput> {
     let (deps, invocation, _) = prepare(deps, event)?;
-    logged(run(deps, invocation).await)
+    run(deps, invocation).await
 }
 
 pub async fn run(deps: &Deps, invocation: Invocation<RegisterInput>) -> Result<RegisterOutput> {

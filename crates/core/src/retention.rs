@@ -20,7 +20,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use crate::config::Environment;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Invocation;
-use crate::function::{logged, prepare, Deps};
+use crate::function::{prepare, Deps};
 use crate::names;
 use crate::opensearch::{model, SnapshotInfo};
 use crate::snapshot::{OSSNAP, TAKEN_BY};
@@ -51,9 +51,9 @@ impl Policy {
         let count = |name: &str| -> Result<Option<usize>> {
             env.get(name)
                 .map(|v| {
-                    v.trim().parse::<usize>().map_err(|_| {
-                        Error::config(format!("{name}={v:?} is not a whole number"))
-                    })
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| Error::config(format!("{name}={v:?} is not a whole number")))
                 })
                 .transpose()
         };
@@ -62,7 +62,11 @@ impl Policy {
             max_count: count(var::MAX_COUNT)?,
             max_age: env.get(var::MAX_AGE).map(parse_age).transpose()?,
             max_deletions: count(var::MAX_DELETIONS)?.unwrap_or(Policy::DEFAULT_MAX_DELETIONS),
-            dry_run: match env.get(var::DRY_RUN).map(str::to_ascii_lowercase).as_deref() {
+            dry_run: match env
+                .get(var::DRY_RUN)
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 None | Some("false") | Some("0") => false,
                 Some("true") | Some("1") => true,
                 Some(other) => {
@@ -159,10 +163,18 @@ pub struct RetentionOutput {
 
 /// Which of `candidates` (ossnap's, by name) to keep and which to delete at `now`. Pure, so
 /// that its invariants can be checked over random histories.
-pub fn plan(candidates: &[Candidate], policy: &Policy, now: OffsetDateTime) -> (Vec<Decision>, Vec<Decision>) {
+pub fn plan(
+    candidates: &[Candidate],
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> (Vec<Decision>, Vec<Decision>) {
     let mut sorted: Vec<&Candidate> = candidates.iter().collect();
     // Newest first; the name breaks ties so the plan never depends on listing order.
-    sorted.sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then_with(|| b.name.cmp(&a.name)));
+    sorted.sort_by(|a, b| {
+        b.taken_at
+            .cmp(&a.taken_at)
+            .then_with(|| b.name.cmp(&a.name))
+    });
     let mut keep = Vec::new();
     let mut delete = Vec::new();
     let mut successes_seen = 0usize;
@@ -173,24 +185,45 @@ pub fn plan(candidates: &[Candidate], policy: &Policy, now: OffsetDateTime) -> (
     for candidate in sorted {
         let age = now - candidate.taken_at;
         match candidate.state.as_str() {
-            model::IN_PROGRESS => keep.push(decide(&candidate.name, "in progress: deleting it would abort it".into())),
+            model::IN_PROGRESS => keep.push(decide(
+                &candidate.name,
+                "in progress: deleting it would abort it".into(),
+            )),
             model::SUCCESS => {
                 successes_seen += 1;
                 let rank = successes_seen;
                 if rank <= policy.min_count {
-                    keep.push(decide(&candidate.name, format!("one of the newest {} SUCCESS snapshots", policy.min_count)));
+                    keep.push(decide(
+                        &candidate.name,
+                        format!("one of the newest {} SUCCESS snapshots", policy.min_count),
+                    ));
                 } else if let Some(max) = policy.max_count.filter(|max| rank > *max) {
-                    delete.push(decide(&candidate.name, format!("SUCCESS number {rank}, beyond {}={max}", var::MAX_COUNT)));
+                    delete.push(decide(
+                        &candidate.name,
+                        format!("SUCCESS number {rank}, beyond {}={max}", var::MAX_COUNT),
+                    ));
                 } else if let Some(max_age) = policy.max_age.filter(|max_age| age > *max_age) {
-                    delete.push(decide(&candidate.name, format!("older than {}={}", var::MAX_AGE, human(max_age))));
+                    delete.push(decide(
+                        &candidate.name,
+                        format!("older than {}={}", var::MAX_AGE, human(max_age)),
+                    ));
                 } else {
-                    keep.push(decide(&candidate.name, "within the retention policy".into()));
+                    keep.push(decide(
+                        &candidate.name,
+                        "within the retention policy".into(),
+                    ));
                 }
             }
             state if successes_seen > 0 => {
-                delete.push(decide(&candidate.name, format!("{state}, and a newer SUCCESS exists")));
+                delete.push(decide(
+                    &candidate.name,
+                    format!("{state}, and a newer SUCCESS exists"),
+                ));
             }
-            state => keep.push(decide(&candidate.name, format!("{state}, kept until a newer SUCCESS exists"))),
+            state => keep.push(decide(
+                &candidate.name,
+                format!("{state}, kept until a newer SUCCESS exists"),
+            )),
         }
     }
     // Oldest first, so a capped run removes the oldest.
@@ -201,9 +234,9 @@ pub fn plan(candidates: &[Candidate], policy: &Policy, now: OffsetDateTime) -> (
 fn human(duration: Duration) -> String {
     let s = duration.as_secs();
     match s {
-        _ if s % 604_800 == 0 => format!("{}w", s / 604_800),
-        _ if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        _ if s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s.is_multiple_of(604_800) => format!("{}w", s / 604_800),
+        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
         _ => format!("{}m", s / 60),
     }
 }
@@ -214,9 +247,12 @@ pub fn taken_at(prefix: &str, name: &str) -> Option<OffsetDateTime> {
     if stamp.len() != 15 {
         return None;
     }
-    PrimitiveDateTime::parse(stamp, format_description!("[year][month][day]-[hour][minute][second]"))
-        .ok()
-        .map(PrimitiveDateTime::assume_utc)
+    PrimitiveDateTime::parse(
+        stamp,
+        format_description!("[year][month][day]-[hour][minute][second]"),
+    )
+    .ok()
+    .map(PrimitiveDateTime::assume_utc)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,9 +279,12 @@ impl Retention {
     }
 }
 
-pub async fn handle(retention: &Result<Retention>, event: LambdaEvent<Value>) -> Result<RetentionOutput> {
+pub async fn handle(
+    retention: &Result<Retention>,
+    event: LambdaEvent<Value>,
+) -> Result<RetentionOutput> {
     let (retention, invocation, _) = prepare(retention, event)?;
-    logged(run(&retention.deps, &retention.policy, invocation).await)
+    run(&retention.deps, &retention.policy, invocation).await
 }
 
 pub async fn run(
@@ -254,11 +293,16 @@ pub async fn run(
     invocation: Invocation<RetentionInput>,
 ) -> Result<RetentionOutput> {
     let input = invocation.input;
-    let repository = input.repository.unwrap_or_else(|| deps.settings.repository.clone());
+    let repository = input
+        .repository
+        .unwrap_or_else(|| deps.settings.repository.clone());
     names::validate_repository_name(&repository)?;
     let dry_run = input.dry_run.unwrap_or(policy.dry_run);
     let prefix = &deps.settings.prefix;
-    let listing = deps.opensearch.get_snapshots(&repository, &["_all"], false).await?;
+    let listing = deps
+        .opensearch
+        .get_snapshots(&repository, &["_all"], false)
+        .await?;
 
     let mut output = RetentionOutput {
         repository: repository.clone(),
@@ -285,7 +329,12 @@ pub async fn run(
         for over in to_delete.split_off(policy.max_deletions) {
             output.skipped.push(Decision {
                 snapshot: over.snapshot,
-                reason: format!("{} (left for the next run: {}={})", over.reason, var::MAX_DELETIONS, policy.max_deletions),
+                reason: format!(
+                    "{} (left for the next run: {}={})",
+                    over.reason,
+                    var::MAX_DELETIONS,
+                    policy.max_deletions
+                ),
             });
         }
     }
@@ -296,14 +345,26 @@ pub async fn run(
     // Re-read the candidates: their state may have moved, and only the verbose form carries
     // the metadata that proves they are ossnap's.
     let names: Vec<&str> = to_delete.iter().map(|d| d.snapshot.as_str()).collect();
-    let current = deps.opensearch.get_snapshots(&repository, &names, true).await?;
+    let current = deps
+        .opensearch
+        .get_snapshots(&repository, &names, true)
+        .await?;
     let mut confirmed = Vec::new();
     for decision in to_delete {
-        match current.iter().find(|info| info.snapshot == decision.snapshot) {
-            None => output.skipped.push(Decision { reason: "gone before deletion".into(), ..decision }),
-            Some(info) if info.state.as_deref() == Some(model::IN_PROGRESS) => output
-                .skipped
-                .push(Decision { reason: "in progress at deletion time".into(), ..decision }),
+        match current
+            .iter()
+            .find(|info| info.snapshot == decision.snapshot)
+        {
+            None => output.skipped.push(Decision {
+                reason: "gone before deletion".into(),
+                ..decision
+            }),
+            Some(info) if info.state.as_deref() == Some(model::IN_PROGRESS) => {
+                output.skipped.push(Decision {
+                    reason: "in progress at deletion time".into(),
+                    ..decision
+                })
+            }
             Some(info) if !taken_by_ossnap(info) => output.skipped.push(Decision {
                 reason: "its metadata does not say ossnap took it".into(),
                 ..decision
@@ -314,7 +375,14 @@ pub async fn run(
     if !dry_run && !confirmed.is_empty() {
         delete(deps, &repository, &confirmed).await?;
     }
-    tracing::info!(repository, dry_run, deleted = confirmed.len(), kept = output.kept.len(), skipped = output.skipped.len(), "retention applied");
+    tracing::info!(
+        repository,
+        dry_run,
+        deleted = confirmed.len(),
+        kept = output.kept.len(),
+        skipped = output.skipped.len(),
+        "retention applied"
+    );
     output.deleted = confirmed;
     Ok(output)
 }
@@ -385,7 +453,10 @@ mod tests {
     #[test]
     fn names_round_trip_their_time() {
         let name = crate::snapshot::snapshot_name("ossnap", datetime!(2026-11-28 02:00:05 UTC));
-        assert_eq!(taken_at("ossnap", &name), Some(datetime!(2026-11-28 02:00:05 UTC)));
+        assert_eq!(
+            taken_at("ossnap", &name),
+            Some(datetime!(2026-11-28 02:00:05 UTC))
+        );
         assert_eq!(taken_at("ossnap", "ossnap-20261128-0200"), None);
         assert_eq!(taken_at("ossnap", "curator-20261128-020000"), None);
         assert_eq!(taken_at("oss", "ossnap-20261128-020000"), None);
@@ -394,16 +465,36 @@ mod tests {
     #[test]
     fn max_count_keeps_the_newest_successes() {
         let history = daily(&["SUCCESS"; 5]);
-        let plan = plan(&history, &Policy { max_count: Some(3), ..policy() }, NOW);
-        assert_eq!(deleted(&plan), vec![history[4].name.as_str(), history[3].name.as_str()]);
+        let plan = plan(
+            &history,
+            &Policy {
+                max_count: Some(3),
+                ..policy()
+            },
+            NOW,
+        );
+        assert_eq!(
+            deleted(&plan),
+            vec![history[4].name.as_str(), history[3].name.as_str()]
+        );
     }
 
     #[test]
     fn max_age_never_goes_below_the_minimum() {
         let history = daily(&["SUCCESS"; 4]);
-        let plan = plan(&history, &Policy { max_age: Some(Duration::from_secs(3600)), ..policy() }, NOW);
+        let plan = plan(
+            &history,
+            &Policy {
+                max_age: Some(Duration::from_secs(3600)),
+                ..policy()
+            },
+            NOW,
+        );
         // All are older than an hour; the newest two stay.
-        assert_eq!(deleted(&plan), vec![history[3].name.as_str(), history[2].name.as_str()]);
+        assert_eq!(
+            deleted(&plan),
+            vec![history[3].name.as_str(), history[2].name.as_str()]
+        );
     }
 
     #[test]
@@ -411,8 +502,14 @@ mod tests {
         let history = daily(&["FAILED", "SUCCESS", "PARTIAL", "IN_PROGRESS"]);
         let plan = plan(&history, &policy(), NOW);
         assert_eq!(deleted(&plan), vec![history[2].name.as_str()]);
-        assert!(plan.0.iter().any(|d| d.snapshot == history[0].name && d.reason.contains("until a newer SUCCESS")));
-        assert!(plan.0.iter().any(|d| d.snapshot == history[3].name && d.reason.contains("abort")));
+        assert!(plan
+            .0
+            .iter()
+            .any(|d| d.snapshot == history[0].name && d.reason.contains("until a newer SUCCESS")));
+        assert!(plan
+            .0
+            .iter()
+            .any(|d| d.snapshot == history[3].name && d.reason.contains("abort")));
     }
 
     #[test]

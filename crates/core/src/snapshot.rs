@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Invocation;
-use crate::function::{logged, prepare, Deps};
+use crate::function::{prepare, Deps};
 use crate::names;
 use crate::opensearch::{model, snapshot_body, SnapshotInfo};
 use crate::status::MIN_WAIT_SECONDS;
@@ -58,7 +58,7 @@ pub struct SnapshotOutput {
 
 pub async fn handle(deps: &Result<Deps>, event: LambdaEvent<Value>) -> Result<SnapshotOutput> {
     let (deps, invocation, context) = prepare(deps, event)?;
-    logged(run(deps, invocation, &context.request_id).await)
+    run(deps, invocation, &context.request_id).await
 }
 
 pub async fn run(
@@ -88,23 +88,27 @@ pub async fn run(
         scheduled_time: scheduled_time.clone(),
     };
 
-    for running in deps.opensearch.running_snapshots().await? {
-        if running.repository == repository && running.snapshot == snapshot {
-            tracing::info!(
-                repository,
-                snapshot,
-                "our snapshot is already running; resuming it"
-            );
-            let info = deps.opensearch.get_snapshot(&repository, &snapshot).await?;
-            return resume(&repository, info, &ours, deps);
-        }
+    let running = deps.opensearch.running_snapshots().await?;
+    if running
+        .iter()
+        .any(|r| r.repository == repository && r.snapshot == snapshot)
+    {
+        tracing::info!(
+            repository,
+            snapshot,
+            "our snapshot is already running; resuming it"
+        );
+        let info = deps.opensearch.get_snapshot(&repository, &snapshot).await?;
+        return resume(&repository, info, &ours, deps);
+    }
+    if let Some(other) = running.first() {
         return Err(Error::new(
             ErrorKind::SnapshotInProgress,
             format!(
                 "snapshot [{}:{}] is running{}; only one snapshot runs at a time, retry once it ends",
-                running.repository,
-                running.snapshot,
-                if running.repository.starts_with("cs-") {
+                other.repository,
+                other.snapshot,
+                if other.repository.starts_with("cs-") {
                     " (Amazon OpenSearch Service's automated snapshot)"
                 } else {
                     ""

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::{ErrorKind, Result};
 use crate::event::Invocation;
-use crate::function::{logged, prepare, Deps};
+use crate::function::{prepare, Deps};
 use crate::names;
 use crate::opensearch::{model, ShardCounts, SnapshotStatus};
 
@@ -65,7 +65,7 @@ pub enum StatusOutput {
 
 pub async fn handle(deps: &Result<Deps>, event: LambdaEvent<Value>) -> Result<StatusOutput> {
     let (deps, invocation, _) = prepare(deps, event)?;
-    logged(run(deps, invocation).await)
+    run(deps, invocation).await
 }
 
 pub async fn run(deps: &Deps, invocation: Invocation<StatusInput>) -> Result<StatusOutput> {

@@ -20,22 +20,37 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("\nthe run failed: {}: {}", error.error_type, error.error_message);
+            eprintln!(
+                "\nthe run failed: {}: {}",
+                error.error_type, error.error_message
+            );
             ExitCode::FAILURE
         }
     }
 }
 
 async fn run() -> Result<(), FunctionError> {
-    let stack = TestStack::start_with(|config| config.snapshot_duration = Duration::from_secs(3)).await;
-    println!("local stack: OpenSearch {}  S3 {}", stack.local.opensearch_endpoint(), stack.local.s3_endpoint());
+    let stack =
+        TestStack::start_with(|config| config.snapshot_duration = Duration::from_secs(3)).await;
+    println!(
+        "local stack: OpenSearch {}  S3 {}",
+        stack.local.opensearch_endpoint(),
+        stack.local.s3_endpoint()
+    );
     let deps = stack.deps(&[]);
-    for (index, docs) in [("logs-2026.11.27", 40), ("logs-2026.11.28", 25), ("orders", 10)] {
+    for (index, docs) in [
+        ("logs-2026.11.27", 40),
+        ("logs-2026.11.28", 25),
+        ("orders", 10),
+    ] {
         stack.seed_index(&deps, index, docs).await;
         println!("seeded {index} with {docs} documents");
     }
     let env_owned = stack.env();
-    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env: Vec<(&str, &str)> = env_owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let start = |name: &'static str| {
         let env = env.clone();
         async move {
@@ -47,14 +62,23 @@ async fn run() -> Result<(), FunctionError> {
 
     println!("\n▶ register");
     let registered = start("register").await.invoke(json!({})).await?;
-    println!("  repository {} {} ({} node(s) verified)", registered["repository"], registered["status"], registered["verified_nodes"]);
+    println!(
+        "  repository {} {} ({} node(s) verified)",
+        registered["repository"], registered["status"], registered["verified_nodes"]
+    );
 
     println!("▶ snapshot");
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .expect("now formats");
-    let started = start("snapshot").await.invoke(json!({"scheduled_time": now})).await?;
-    println!("  {} started in {} ({})", started["snapshot"], started["repository"], started["state"]);
+    let started = start("snapshot")
+        .await
+        .invoke(json!({"scheduled_time": now}))
+        .await?;
+    println!(
+        "  {} started in {} ({})",
+        started["snapshot"], started["repository"], started["state"]
+    );
 
     let mut check = start("check-status").await;
     let input = json!({"repository": started["repository"], "snapshot": started["snapshot"]});
@@ -62,14 +86,24 @@ async fn run() -> Result<(), FunctionError> {
         tokio::time::sleep(DEMO_POLL).await;
         println!("▶ check-status");
         let report = check.invoke(input.clone()).await?;
-        println!("  {}  (on AWS the next poll would be in {}s)", report["state"], report["wait_seconds"]);
+        println!(
+            "  {}  (on AWS the next poll would be in {}s)",
+            report["state"], report["wait_seconds"]
+        );
         if report["done"] == true {
             break report;
         }
     };
     let shards = &report["shards"];
-    println!("\nsnapshot {}: {}, healthy: {}, shards {} total / {} successful / {} failed",
-        report["snapshot"], report["state"], report["healthy"], shards["total"], shards["successful"], shards["failed"]);
+    println!(
+        "\nsnapshot {}: {}, healthy: {}, shards {} total / {} successful / {} failed",
+        report["snapshot"],
+        report["state"],
+        report["healthy"],
+        shards["total"],
+        shards["successful"],
+        shards["failed"]
+    );
 
     let bucket = &stack.local.config().bucket;
     let listing = stack
@@ -83,8 +117,15 @@ async fn run() -> Result<(), FunctionError> {
         .expect("the local bucket lists");
     let objects = listing.contents();
     let bytes: i64 = objects.iter().filter_map(|o| o.size()).sum();
-    println!("in s3://{bucket}/{}/: {} objects, {bytes} bytes", ossnap_tests::stack::BASE_PATH, objects.len());
-    for object in objects.iter().filter(|o| !o.key().unwrap_or_default().contains("/indices/")) {
+    println!(
+        "in s3://{bucket}/{}/: {} objects, {bytes} bytes",
+        ossnap_tests::stack::BASE_PATH,
+        objects.len()
+    );
+    for object in objects
+        .iter()
+        .filter(|o| !o.key().unwrap_or_default().contains("/indices/"))
+    {
         println!("  {}", object.key().unwrap_or_default());
     }
     if report["healthy"] != true {
