@@ -530,4 +530,82 @@ mod tests {
         assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * 86_400));
         assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
     }
+
+    mod invariants {
+        use super::*;
+        use proptest::prelude::*;
+
+        const STATES: [&str; 5] = [
+            "SUCCESS",
+            "FAILED",
+            "PARTIAL",
+            "IN_PROGRESS",
+            "INCOMPATIBLE",
+        ];
+
+        fn history() -> impl Strategy<Value = Vec<Candidate>> {
+            // Names are unique in a repository: one snapshot per hour at most.
+            prop::collection::btree_map(0i64..2000, 0usize..5, 0..40).prop_map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|(hours_ago, state)| {
+                        let taken_at = NOW - time::Duration::hours(hours_ago);
+                        Candidate {
+                            name: crate::snapshot::snapshot_name("ossnap", taken_at),
+                            state: STATES[state].to_string(),
+                            taken_at,
+                        }
+                    })
+                    .collect()
+            })
+        }
+
+        fn any_policy() -> impl Strategy<Value = Policy> {
+            (
+                1usize..5,
+                prop::option::of(0usize..6),
+                prop::option::of(1u64..2000),
+            )
+                .prop_map(|(min_count, extra, hours)| Policy {
+                    min_count,
+                    max_count: extra.map(|e| min_count + e),
+                    max_age: hours.map(|h| Duration::from_secs(h * 3600)),
+                    max_deletions: 20,
+                    dry_run: false,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn never_loses_the_newest_successes_nor_a_running_one(history in history(), policy in any_policy()) {
+                let (kept, deleted) = plan(&history, &policy, NOW);
+                let deleted: Vec<&str> = deleted.iter().map(|d| d.snapshot.as_str()).collect();
+                prop_assert_eq!(kept.len() + deleted.len(), history.len());
+                let mut successes: Vec<&Candidate> = history.iter().filter(|c| c.state == "SUCCESS").collect();
+                successes.sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then_with(|| b.name.cmp(&a.name)));
+                for newest in successes.iter().take(policy.min_count) {
+                    prop_assert!(!deleted.contains(&newest.name.as_str()), "deleted a protected SUCCESS");
+                }
+                for candidate in &history {
+                    let gone = deleted.contains(&candidate.name.as_str());
+                    if candidate.state == "IN_PROGRESS" {
+                        prop_assert!(!gone, "deleted a running snapshot");
+                    }
+                    if candidate.state != "SUCCESS" && candidate.state != "IN_PROGRESS" && gone {
+                        prop_assert!(
+                            successes.iter().any(|s| s.taken_at > candidate.taken_at || (s.taken_at == candidate.taken_at && s.name > candidate.name)),
+                            "deleted a failed snapshot without a newer SUCCESS"
+                        );
+                    }
+                }
+            }
+
+            #[test]
+            fn only_our_names_are_candidates(name in "[a-z0-9.-]{0,40}") {
+                if let Some(time) = taken_at("ossnap", &name) {
+                    prop_assert_eq!(crate::snapshot::snapshot_name("ossnap", time), name);
+                }
+            }
+        }
+    }
 }
