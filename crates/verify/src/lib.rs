@@ -1,0 +1,420 @@
+//! ossnap-verify: proves from the S3 side that a snapshot is complete in the customer's bucket,
+//! whatever the cluster says.
+//!
+//! It reads the repository as OpenSearch wrote it (the layout and formats are
+//! `ossnap_repository`'s): the newest root `index-N` found by listing must list the snapshot as
+//! SUCCESS; its `snap-`/`meta-` blobs must pass their codec header, footer and CRC32; every index
+//! must have its metadata blob, every shard its `snap-{uuid}.dat`, and every data blob that file
+//! lists must exist with its recorded length. Cost grows with listing pages and metadata blobs,
+//! never with one request per data blob: each shard folder is listed once and compared.
+
+mod damage;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lambda_runtime::LambdaEvent;
+use ossnap_core::config::{self, var, Environment, Settings};
+use ossnap_core::event::Invocation;
+use ossnap_core::function::prepare;
+use ossnap_core::{names, Error, ErrorKind, Result};
+use ossnap_repository::{
+    layout, smile, Codec, RepositoryData, ShardSnapshot, SnapshotInfo, SnapshotState,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+pub use damage::Damage;
+pub use store::{RequestCounts, Store};
+
+/// Shard folders checked at once: enough to hide S3 latency, few enough for 128 MB.
+const SHARD_CONCURRENCY: usize = 32;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyInput {
+    pub repository: Option<String>,
+    pub snapshot: Option<String>,
+    pub bucket: Option<String>,
+    pub base_path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyOutput {
+    pub repository: String,
+    pub snapshot: String,
+    pub verified: bool,
+    pub indices: usize,
+    pub shards: usize,
+    /// Data blobs found with their recorded length (virtual `v__` files have none).
+    pub blobs: usize,
+    pub bytes: u64,
+    /// The S3 requests this check made.
+    pub s3_requests: RequestCounts,
+}
+
+/// The verify function's dependencies.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub settings: Settings,
+    pub store: Store,
+}
+
+impl Verifier {
+    /// An S3 client from aws-config's default chain; `AWS_ENDPOINT_URL_S3` points it elsewhere
+    /// (the local stack), with path-style addressing.
+    pub async fn from_env(env: &Environment) -> Result<Verifier> {
+        let settings = Settings::from_env(env)?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let path_style =
+            env.get("AWS_ENDPOINT_URL_S3").is_some() || env.get("AWS_ENDPOINT_URL").is_some();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(path_style)
+                .build(),
+        );
+        Ok(Verifier {
+            settings,
+            store: Store::new(s3),
+        })
+    }
+}
+
+pub async fn handle(
+    verifier: &Result<Verifier>,
+    event: LambdaEvent<Value>,
+) -> Result<VerifyOutput> {
+    let (verifier, invocation, _) = prepare(verifier, event)?;
+    run(verifier, invocation).await
+}
+
+pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Result<VerifyOutput> {
+    let input = invocation.input;
+    let settings = &verifier.settings;
+    let repository = input
+        .repository
+        .unwrap_or_else(|| settings.repository.clone());
+    let snapshot = input
+        .snapshot
+        .ok_or_else(|| Error::config("the event must name the \"snapshot\" to verify"))?;
+    names::validate_snapshot_name(&snapshot)?;
+    let bucket = input
+        .bucket
+        .or_else(|| settings.bucket.clone())
+        .ok_or_else(|| {
+            config::missing(var::BUCKET, "bucket", "the bucket that holds the snapshots")
+        })?;
+    names::validate_bucket_name(&bucket)?;
+    let base_path = input
+        .base_path
+        .or_else(|| settings.base_path.clone())
+        .unwrap_or_default();
+    if !base_path.is_empty() {
+        names::validate_base_path(&base_path)?;
+    }
+    let store = verifier.store.scoped(bucket.clone(), base_path.clone());
+    let checked = check_snapshot(&store, &snapshot).await?;
+    let s3_requests = store.counts();
+    if !checked.damage.is_empty() {
+        return Err(damage::report(
+            &bucket,
+            &base_path,
+            &snapshot,
+            &checked.damage,
+        ));
+    }
+    tracing::info!(
+        repository,
+        snapshot,
+        indices = checked.indices,
+        shards = checked.shards,
+        blobs = checked.blobs,
+        bytes = checked.bytes,
+        "snapshot verified in S3"
+    );
+    Ok(VerifyOutput {
+        repository,
+        snapshot,
+        verified: true,
+        indices: checked.indices,
+        shards: checked.shards,
+        blobs: checked.blobs,
+        bytes: checked.bytes,
+        s3_requests,
+    })
+}
+
+#[derive(Debug, Default)]
+struct Checked {
+    indices: usize,
+    shards: usize,
+    blobs: usize,
+    bytes: u64,
+    damage: Vec<Damage>,
+}
+
+async fn check_snapshot(store: &Store, snapshot: &str) -> Result<Checked> {
+    let mut checked = Checked::default();
+    // The listing is the truth; index.latest is only a hint and may lag or be missing.
+    let generation = store
+        .list(layout::ROOT_INDEX_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|(key, _)| ossnap_repository::repository_data::root_index_generation(key))
+        .max();
+    let Some(generation) = generation else {
+        checked.damage.push(Damage::NoRepository);
+        return Ok(checked);
+    };
+    let root_key = layout::root_index(generation);
+    let Some(root) = store.get(&root_key).await? else {
+        checked.damage.push(Damage::MissingBlob { key: root_key });
+        return Ok(checked);
+    };
+    let repository = match RepositoryData::from_json(&root) {
+        Ok(data) => data,
+        Err(e) => {
+            checked.damage.push(Damage::Unreadable {
+                key: root_key,
+                reason: e.to_string(),
+            });
+            return Ok(checked);
+        }
+    };
+    let Some(entry) = repository.snapshot(snapshot) else {
+        checked.damage.push(Damage::NotInRepository { generation });
+        return Ok(checked);
+    };
+    if let Ok(Some(state)) = entry.snapshot_state() {
+        if state != SnapshotState::Success {
+            checked.damage.push(Damage::NotSuccessful {
+                state: state.name().to_string(),
+            });
+            return Ok(checked);
+        }
+    }
+    let uuid = entry.uuid.clone();
+
+    let info_key = layout::snapshot_info(&uuid);
+    let info = match store.get(&info_key).await? {
+        None => {
+            checked.damage.push(Damage::MissingBlob { key: info_key });
+            None
+        }
+        Some(blob) => match SnapshotInfo::from_blob(&blob) {
+            Ok(info) => Some(info),
+            Err(e) => {
+                checked.damage.push(Damage::Unreadable {
+                    key: info_key,
+                    reason: e.to_string(),
+                });
+                None
+            }
+        },
+    };
+    if let Some(info) = &info {
+        if let Ok(Some(state)) = info.snapshot_state() {
+            if state != SnapshotState::Success {
+                checked.damage.push(Damage::NotSuccessful {
+                    state: state.name().to_string(),
+                });
+            }
+        }
+    }
+    let global_key = layout::global_metadata(&uuid);
+    check_metadata_blob(store, &global_key, Codec::Metadata, &mut checked.damage).await?;
+
+    let indices = repository.indices_of(&uuid);
+    if let Some(info) = &info {
+        for name in &info.indices {
+            if !indices.iter().any(|(indexed, _)| indexed == name) {
+                checked.damage.push(Damage::IndexNotInRepository {
+                    index: name.clone(),
+                });
+            }
+        }
+    }
+    let semaphore = Arc::new(Semaphore::new(SHARD_CONCURRENCY));
+    let mut shard_checks = JoinSet::new();
+    for (index, index_entry) in &indices {
+        checked.indices += 1;
+        let blob_id = repository.index_metadata_blob_id(entry, &index_entry.id);
+        let meta_key = layout::index_metadata(&index_entry.id, &blob_id);
+        let shard_count = match store.get(&meta_key).await? {
+            None => {
+                checked.damage.push(Damage::MissingIndexMetadata {
+                    index: index.to_string(),
+                    key: meta_key,
+                });
+                continue;
+            }
+            Some(blob) => match number_of_shards(&blob) {
+                Ok(count) => count,
+                Err(reason) => {
+                    checked.damage.push(Damage::Unreadable {
+                        key: meta_key,
+                        reason,
+                    });
+                    continue;
+                }
+            },
+        };
+        for shard in 0..shard_count {
+            let store = store.clone();
+            let index_id = index_entry.id.clone();
+            let uuid = uuid.clone();
+            let semaphore = semaphore.clone();
+            shard_checks.spawn(async move {
+                let _permit = semaphore
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore stays open");
+                check_shard(&store, &index_id, shard, &uuid).await
+            });
+        }
+    }
+    while let Some(joined) = shard_checks.join_next().await {
+        let shard = joined.map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("a shard check stopped: {e}"),
+            )
+        })??;
+        checked.shards += 1;
+        checked.blobs += shard.blobs;
+        checked.bytes += shard.bytes;
+        checked.damage.extend(shard.damage);
+    }
+    Ok(checked)
+}
+
+async fn check_metadata_blob(
+    store: &Store,
+    key: &str,
+    codec: Codec,
+    damage: &mut Vec<Damage>,
+) -> Result<()> {
+    match store.get(key).await? {
+        None => damage.push(Damage::MissingBlob {
+            key: key.to_string(),
+        }),
+        Some(blob) => {
+            if let Err(e) = ossnap_repository::codec::unframe_expecting(&blob, codec) {
+                damage.push(Damage::Unreadable {
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct ShardChecked {
+    blobs: usize,
+    bytes: u64,
+    damage: Vec<Damage>,
+}
+
+/// One listing of the shard folder, one read of the shard's `snap-{uuid}.dat`, then every data
+/// blob it names is looked up in the listing.
+async fn check_shard(
+    store: &Store,
+    index_id: &str,
+    shard: u32,
+    uuid: &str,
+) -> Result<ShardChecked> {
+    let mut checked = ShardChecked::default();
+    let listing: HashMap<String, u64> = store
+        .list(&layout::shard_directory(index_id, shard))
+        .await?
+        .into_iter()
+        .collect();
+    let snap_key = layout::shard_snapshot(index_id, shard, uuid);
+    if !listing.contains_key(&snap_key) {
+        checked
+            .damage
+            .push(Damage::MissingShardSnapshot { key: snap_key });
+        return Ok(checked);
+    }
+    let Some(blob) = store.get(&snap_key).await? else {
+        checked
+            .damage
+            .push(Damage::MissingShardSnapshot { key: snap_key });
+        return Ok(checked);
+    };
+    let files = match ShardSnapshot::from_blob(&blob) {
+        Ok(shard_snapshot) => shard_snapshot.files,
+        Err(e) => {
+            checked.damage.push(Damage::Unreadable {
+                key: snap_key,
+                reason: e.to_string(),
+            });
+            return Ok(checked);
+        }
+    };
+    for file in files {
+        let names = file.blob_names();
+        let part_size = file.part_size.filter(|_| names.len() > 1);
+        for (part, name) in names.iter().enumerate() {
+            let expected = match part_size {
+                Some(size) if part + 1 < names.len() => size,
+                Some(size) => file.length - size * (names.len() as u64 - 1),
+                None => file.length,
+            };
+            let key = layout::shard_data(index_id, shard, name);
+            match listing.get(&key) {
+                None => checked.damage.push(Damage::MissingBlob { key }),
+                Some(&actual) if actual != expected => checked.damage.push(Damage::WrongLength {
+                    key,
+                    expected,
+                    actual,
+                }),
+                Some(&actual) => {
+                    checked.blobs += 1;
+                    checked.bytes += actual;
+                }
+            }
+        }
+    }
+    Ok(checked)
+}
+
+/// `index.number_of_shards` from an index metadata blob (`{"<index>": {"settings": {...}}}`),
+/// with settings flat (`index.number_of_shards`) or nested, as servers have written them.
+fn number_of_shards(blob: &[u8]) -> std::result::Result<u32, String> {
+    let document: smile::Value = ossnap_repository::model::read_untyped(Codec::IndexMetadata, blob)
+        .map_err(|e| e.to_string())?;
+    let smile::Value::Object(top) = document else {
+        return Err("index metadata is not an object".into());
+    };
+    let settings = top
+        .values()
+        .find_map(|index| match index {
+            smile::Value::Object(fields) => fields.get("settings"),
+            _ => None,
+        })
+        .ok_or("index metadata has no settings")?;
+    let smile::Value::Object(settings) = settings else {
+        return Err("index settings are not an object".into());
+    };
+    let value = settings
+        .get("index.number_of_shards")
+        .or_else(|| match settings.get("index") {
+            Some(smile::Value::Object(index)) => index.get("number_of_shards"),
+            _ => None,
+        });
+    let count = match value {
+        Some(smile::Value::String(text)) => text.parse().ok(),
+        Some(smile::Value::Integer(n)) => u32::try_from(*n).ok(),
+        Some(smile::Value::Long(n)) => u32::try_from(*n).ok(),
+        _ => None,
+    };
+    count.ok_or_else(|| "index settings have no readable index.number_of_shards".into())
+}

@@ -1,0 +1,363 @@
+//! verify against the local S3: every real repository in the fixtures, the emulator's own
+//! snapshots, and each kind of damage reported by name.
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::primitives::ByteStream;
+use ossnap_core::config::{Environment, Settings};
+use ossnap_core::event::Invocation;
+use ossnap_core::{register, snapshot, ErrorKind};
+use ossnap_tests::TestStack;
+use ossnap_verify::{Store, Verifier, VerifyInput, VerifyOutput};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real-repositories")
+}
+
+fn verifier(stack: &TestStack) -> Verifier {
+    Verifier {
+        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
+        store: Store::new(stack.local.s3_client()),
+    }
+}
+
+async fn verify(
+    stack: &TestStack,
+    base_path: &str,
+    snapshot: &str,
+) -> ossnap_core::Result<VerifyOutput> {
+    let input = VerifyInput {
+        repository: None,
+        snapshot: Some(snapshot.to_string()),
+        bucket: None,
+        base_path: Some(base_path.to_string()),
+    };
+    ossnap_verify::run(
+        &verifier(stack),
+        Invocation {
+            input,
+            scheduled_time: None,
+        },
+    )
+    .await
+}
+
+/// Copies a fixture repository into the bucket under `base_path`.
+async fn upload(stack: &TestStack, fixture: &str, base_path: &str) {
+    let s3 = stack.local.s3_client();
+    let root = fixtures().join(fixture);
+    let mut pending = vec![root.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            s3.put_object()
+                .bucket(&stack.local.config().bucket)
+                .key(format!("{base_path}/{relative}"))
+                .body(ByteStream::from(std::fs::read(&path).unwrap()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn fixture_snapshots(fixture: &str) -> Vec<String> {
+    let dir = fixtures().join(fixture);
+    let newest = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_prefix("index-")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    let data: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("index-{newest}"))).unwrap())
+            .unwrap();
+    data["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_snapshot_of_every_real_repository_verifies() {
+    let stack = TestStack::start().await;
+    let mut verified = 0;
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let fixture = entry.file_name().to_string_lossy().to_string();
+        let base_path = format!("fixtures/{fixture}");
+        upload(&stack, &fixture, &base_path).await;
+        for snapshot in fixture_snapshots(&fixture) {
+            let output = verify(&stack, &base_path, &snapshot)
+                .await
+                .unwrap_or_else(|e| panic!("{fixture}/{snapshot}: {e}"));
+            assert!(output.verified);
+            assert!(
+                output.indices >= 1 && output.shards >= 1,
+                "{fixture}/{snapshot}: {output:?}"
+            );
+            assert!(
+                output.blobs >= 1 && output.bytes > 0,
+                "{fixture}/{snapshot}: {output:?}"
+            );
+            verified += 1;
+        }
+    }
+    assert!(verified >= 8, "only {verified} snapshots verified");
+}
+
+#[tokio::test]
+async fn a_snapshot_the_emulator_took_verifies_with_few_requests() {
+    let stack = TestStack::start().await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, "logs", 30).await;
+    stack.seed_index(&deps, "orders", 5).await;
+    register::run(
+        &deps,
+        Invocation {
+            input: Default::default(),
+            scheduled_time: None,
+        },
+    )
+    .await
+    .unwrap();
+    let input = snapshot::SnapshotInput {
+        snapshot: Some("verified-one".into()),
+        ..Default::default()
+    };
+    snapshot::run(
+        &deps,
+        Invocation {
+            input,
+            scheduled_time: None,
+        },
+        "run",
+    )
+    .await
+    .unwrap();
+    while !deps
+        .opensearch
+        .running_snapshots()
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let output = verify(&stack, ossnap_tests::stack::BASE_PATH, "verified-one")
+        .await
+        .unwrap();
+    assert_eq!(output.indices, 2);
+    assert_eq!(output.shards, 4);
+    assert!(output.blobs >= 4);
+    // One listing for index-N and one per shard; one read per metadata blob; none per data blob.
+    assert_eq!(output.s3_requests.list, 1 + 4);
+    assert_eq!(output.s3_requests.get, 1 + 2 + 2 + 4);
+}
+
+/// A fresh copy of ES_7_10_Single under `base_path`, and its bucket for tampering.
+async fn damaged_copy(stack: &TestStack, base_path: &str) -> (aws_sdk_s3::Client, String) {
+    upload(stack, "ES_7_10_Single", base_path).await;
+    (stack.local.s3_client(), stack.local.config().bucket.clone())
+}
+
+async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<(String, i64)> {
+    let listing = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    listing
+        .contents()
+        .iter()
+        .map(|o| (o.key().unwrap().to_string(), o.size().unwrap()))
+        .collect()
+}
+
+async fn rewrite(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    change: impl FnOnce(&mut Vec<u8>),
+) {
+    let mut bytes = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec();
+    change(&mut bytes);
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn expect_damage(stack: &TestStack, base_path: &str, needle: &str) {
+    let error = verify(stack, base_path, "global_state_snapshot")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::VerificationFailed, "{error}");
+    assert!(
+        error.message().contains(needle),
+        "wanted {needle:?} in: {error}"
+    );
+}
+
+#[tokio::test]
+async fn each_kind_of_damage_is_reported_by_name() {
+    let stack = TestStack::start().await;
+
+    let base = "damage/missing-data";
+    let (s3, bucket) = damaged_copy(&stack, base).await;
+    let data = keys(&s3, &bucket, base)
+        .await
+        .into_iter()
+        .find(|(k, _)| k.rsplit('/').next().unwrap().starts_with("__"))
+        .unwrap();
+    s3.delete_object()
+        .bucket(&bucket)
+        .key(&data.0)
+        .send()
+        .await
+        .unwrap();
+    expect_damage(
+        &stack,
+        base,
+        &format!(
+            "missing blob {}",
+            data.0.strip_prefix(&format!("{base}/")).unwrap()
+        ),
+    )
+    .await;
+
+    let base = "damage/truncated";
+    let (s3, bucket) = damaged_copy(&stack, base).await;
+    let snap = keys(&s3, &bucket, &format!("{base}/snap-"))
+        .await
+        .remove(0)
+        .0;
+    rewrite(&s3, &bucket, &snap, |b| b.truncate(b.len() / 2)).await;
+    expect_damage(&stack, base, "damaged blob snap-").await;
+
+    let base = "damage/bit-flip";
+    let (s3, bucket) = damaged_copy(&stack, base).await;
+    let meta = keys(&s3, &bucket, &format!("{base}/meta-"))
+        .await
+        .remove(0)
+        .0;
+    rewrite(&s3, &bucket, &meta, |b| b[40] ^= 0x01).await;
+    expect_damage(&stack, base, "CRC32 mismatch").await;
+
+    let base = "damage/index-metadata";
+    let (s3, bucket) = damaged_copy(&stack, base).await;
+    let index_meta = keys(&s3, &bucket, &format!("{base}/indices/"))
+        .await
+        .into_iter()
+        .find(|(k, _)| k.contains("/meta-"))
+        .unwrap();
+    s3.delete_object()
+        .bucket(&bucket)
+        .key(&index_meta.0)
+        .send()
+        .await
+        .unwrap();
+    expect_damage(&stack, base, "missing index metadata").await;
+
+    let base = "damage/shard-data-truncated";
+    let (s3, bucket) = damaged_copy(&stack, base).await;
+    let data = keys(&s3, &bucket, base)
+        .await
+        .into_iter()
+        .find(|(k, size)| k.rsplit('/').next().unwrap().starts_with("__") && *size > 10)
+        .unwrap();
+    rewrite(&s3, &bucket, &data.0, |b| b.truncate(b.len() - 1)).await;
+    expect_damage(&stack, base, "wrong length").await;
+
+    let base = "damage/not-listed";
+    let (s3, bucket) = damaged_copy(&stack, base).await;
+    let root = keys(&s3, &bucket, &format!("{base}/index-"))
+        .await
+        .remove(0)
+        .0;
+    let generation: u64 = root.rsplit('-').next().unwrap().parse().unwrap();
+    let bytes = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&root)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .to_vec();
+    let mut data: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    data["snapshots"] = serde_json::json!([]);
+    s3.put_object()
+        .bucket(&bucket)
+        .key(format!("{base}/index-{}", generation + 1))
+        .body(ByteStream::from(serde_json::to_vec(&data).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    expect_damage(
+        &stack,
+        base,
+        &format!("absent from the newest root index-{}", generation + 1),
+    )
+    .await;
+
+    let error = verify(&stack, "nothing/here", "global_state_snapshot")
+        .await
+        .unwrap_err();
+    assert!(error.message().contains("no repository"), "{error}");
+}
+
+#[tokio::test]
+async fn verify_needs_a_snapshot_name() {
+    let stack = TestStack::start().await;
+    let error = ossnap_verify::run(
+        &verifier(&stack),
+        Invocation {
+            input: VerifyInput::default(),
+            scheduled_time: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ConfigError);
+    assert!(error.message().contains("snapshot"), "{error}");
+}
