@@ -60,6 +60,11 @@ pub(crate) struct IndexState {
     #[serde(default)]
     pub mappings: Value,
     pub shards: Vec<ShardState>,
+    #[serde(default)]
+    pub aliases: std::collections::BTreeSet<String>,
+    /// `{repository}:{snapshot}` when the index was restored from a snapshot (for `_recovery`).
+    #[serde(default)]
+    pub restored_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -91,6 +96,8 @@ impl IndexState {
             number_of_replicas,
             mappings,
             shards: vec![ShardState::default(); number_of_shards as usize],
+            aliases: Default::default(),
+            restored_from: None,
         }
     }
 

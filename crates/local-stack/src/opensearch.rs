@@ -433,7 +433,7 @@ impl Emulator {
             ("GET", ["_cluster", "health"]) | ("GET", ["_cluster", "health", _]) => {
                 self.cluster_health(call)
             }
-            (_, ["_snapshot", ..]) | (_, ["_cat", "snapshots", ..]) => {
+            (_, ["_snapshot", ..]) | (_, ["_cat", "snapshots" | "repositories", ..]) => {
                 self.route_snapshot(call, &segments).await
             }
             (_, ["_plugins", "_security", "api", "rolesmapping", rest @ ..]) => {
@@ -446,6 +446,8 @@ impl Emulator {
             ("PUT" | "POST", [index, "_doc", id]) => self.index_document(call, index, Some(id)),
             ("GET", [index, "_doc", id]) => self.get_document(call, index, id),
             ("GET" | "POST", [index, "_count"]) => self.count(call, index),
+            ("POST", ["_aliases"]) => self.update_aliases(call),
+            ("GET", [index, "_recovery"]) => self.recovery(call, index),
             ("POST" | "GET", [index, "_refresh"]) => {
                 call.allow_parameters(&[])?;
                 self.with_index(index, |_| ())?;
@@ -470,7 +472,7 @@ impl Emulator {
             "name": "ossnap-local",
             "cluster_name": "123456789012:ossnap-local",
             "cluster_uuid": state.cluster_uuid,
-            "version": {"distribution": "opensearch", "number": number, "build_type": "tar", "lucene_version": "9.11.1", "minimum_wire_compatibility_version": "7.10.0", "minimum_index_compatibility_version": "7.0.0"},
+            "version": {"distribution": "opensearch", "number": number, "build_type": "tar", "build_hash": "0000000000000000000000000000000000000000", "build_date": "2024-09-01T00:00:00.000000000Z", "build_snapshot": false, "lucene_version": "9.11.1", "minimum_wire_compatibility_version": "7.10.0", "minimum_index_compatibility_version": "7.0.0"},
             "tagline": "The OpenSearch Project: https://opensearch.org/"
         }))
     }
@@ -771,6 +773,80 @@ impl Emulator {
         Reply::ok(
             json!({"count": count, "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}}),
         )
+    }
+
+    /// `POST _aliases` with `add`/`remove` actions (enough for restore's `include_aliases`).
+    fn update_aliases(&self, call: &Call) -> Handled {
+        call.allow_parameters(&["timeout", "master_timeout", "cluster_manager_timeout"])?;
+        let body = call.required_json()?;
+        let actions = body["actions"].as_array().ok_or_else(|| {
+            ApiError::opensearch(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: no actions specified;",
+            )
+        })?;
+        let mut state = self.state.lock().unwrap();
+        for action in actions {
+            let (kind, details) = action
+                .as_object()
+                .and_then(|object| object.iter().next())
+                .ok_or_else(|| ApiError::parse("Failed to parse content to map"))?;
+            let index = details["index"].as_str().unwrap_or_default();
+            let alias = details["alias"].as_str().unwrap_or_default().to_owned();
+            let entry = state
+                .indices
+                .get_mut(index)
+                .ok_or_else(|| ApiError::index_not_found(index))?;
+            match kind.as_str() {
+                "add" => {
+                    entry.aliases.insert(alias);
+                }
+                "remove" => {
+                    entry.aliases.remove(&alias);
+                }
+                other => {
+                    return Err(ApiError::illegal_argument(format!(
+                        "Unsupported action [{other}]"
+                    )))
+                }
+            }
+        }
+        self.save(&state)?;
+        Reply::acknowledged()
+    }
+
+    /// `GET {index}/_recovery`: restores complete at once in the emulator.
+    fn recovery(&self, call: &Call, index_name: &str) -> Handled {
+        call.allow_parameters(&["detailed", "active_only"])?;
+        let (shards, restored_from) = self.with_index(index_name, |index| {
+            (index.number_of_shards, index.restored_from.clone())
+        })?;
+        let shards: Vec<Value> = (0..shards)
+            .map(|id| {
+                let (kind, source) = match &restored_from {
+                    Some(origin) => {
+                        let (repository, snapshot) = origin.split_once(':').unwrap_or((origin, ""));
+                        ("SNAPSHOT", json!({"repository": repository, "snapshot": snapshot, "index": index_name}))
+                    }
+                    None => ("EMPTY_STORE", json!({})),
+                };
+                json!({
+                    "id": id, "type": kind, "stage": "DONE", "primary": true,
+                    "start_time_in_millis": 0, "total_time_in_millis": 0,
+                    "source": source,
+                    "target": {"id": self.node_id, "name": "ossnap-local"},
+                    "index": {
+                        "size": {"total_in_bytes": 0, "reused_in_bytes": 0, "recovered_in_bytes": 0, "percent": "100.0%"},
+                        "files": {"total": 0, "reused": 0, "recovered": 0, "percent": "100.0%"},
+                        "total_time_in_millis": 0, "source_throttle_time_in_millis": 0, "target_throttle_time_in_millis": 0
+                    },
+                    "translog": {"recovered": 0, "total": 0, "percent": "100.0%", "total_on_start": 0, "total_time_in_millis": 0},
+                    "verify_index": {"check_index_time_in_millis": 0, "total_time_in_millis": 0}
+                })
+            })
+            .collect();
+        Reply::ok(json!({index_name: {"shards": shards}}))
     }
 
     fn roles_mapping(&self, call: &Call, rest: &[&str]) -> Handled {

@@ -603,6 +603,114 @@ pub(crate) async fn delete_snapshots(
     Ok(())
 }
 
+/// `PUT _snapshot/{repo}/{source}/_clone/{target}`: a new snapshot of some of the source's
+/// indices that references the source's files, so nothing but metadata is written.
+pub(crate) async fn clone_snapshot(
+    store: &BlobStore,
+    source: &SnapshotEntry,
+    target: &str,
+    target_uuid: &str,
+    indices: &[String],
+    now_millis: i64,
+    version: (&str, i64),
+) -> Result<(), RepositoryError> {
+    let (generation, mut data) = read_repository_data(store).await?;
+    let source_info = read_snapshot_info(store, &source.uuid).await?;
+    let mut lookup = BTreeMap::new();
+    let mut stale = Vec::new();
+    for index_name in indices {
+        let Some(index) = data.indices.get_mut(index_name) else {
+            continue;
+        };
+        let generations = index.shard_generations.get_or_insert_with(Vec::new);
+        for (shard, slot) in generations.iter_mut().enumerate() {
+            let shard = shard as u32;
+            let blob = layout::shard_snapshot(&index.id, shard, &source.uuid);
+            let mut shard_snapshot = ShardSnapshot::from_blob(&get_required(store, &blob).await?)
+                .map_err(format_error(&blob))?;
+            shard_snapshot.name = target.to_owned();
+            shard_snapshot.incremental_file_count = 0;
+            shard_snapshot.incremental_size = 0;
+            let blob = layout::shard_snapshot(&index.id, shard, target_uuid);
+            store
+                .put(
+                    &blob,
+                    shard_snapshot.to_blob().map_err(format_error(&blob))?,
+                )
+                .await?;
+            let mut shard_index =
+                read_shard_snapshots(store, &index.id, shard, slot.as_deref()).await?;
+            shard_index.snapshots.insert(
+                target.to_owned(),
+                ShardSnapshotEntry {
+                    files: shard_snapshot
+                        .files
+                        .iter()
+                        .map(|file| file.name.clone())
+                        .collect(),
+                    shard_state_id: None,
+                },
+            );
+            let new_generation = random_base64_uuid();
+            let blob = layout::shard_index(&index.id, shard, &new_generation);
+            store
+                .put(&blob, shard_index.to_blob().map_err(format_error(&blob))?)
+                .await?;
+            if let Some(previous) = slot.replace(new_generation) {
+                stale.push(layout::shard_index(&index.id, shard, &previous));
+            }
+        }
+        index.snapshots.push(target_uuid.to_owned());
+        if let Some(key) = source
+            .index_metadata_lookup
+            .as_ref()
+            .and_then(|lookup| lookup.get(&index.id))
+        {
+            lookup.insert(index.id.clone(), key.clone());
+        }
+    }
+    let global = get_required(store, &layout::global_metadata(&source.uuid)).await?;
+    store
+        .put(&layout::global_metadata(target_uuid), global)
+        .await?;
+    let shards: u32 = indices
+        .iter()
+        .filter_map(|name| data.indices.get(name))
+        .map(|index| index.shard_generations.as_ref().map_or(0, Vec::len) as u32)
+        .sum();
+    let info = SnapshotInfo {
+        name: target.to_owned(),
+        uuid: Some(target_uuid.to_owned()),
+        version_id: Some(version.1),
+        indices: indices.to_vec(),
+        state: Some(SnapshotState::Success.name().to_owned()),
+        reason: None,
+        start_time: now_millis,
+        end_time: now_millis + 1,
+        total_shards: shards,
+        successful_shards: shards,
+        failures: Vec::new(),
+        ..source_info
+    };
+    let blob = layout::snapshot_info(target_uuid);
+    store
+        .put(&blob, info.to_blob().map_err(format_error(&blob))?)
+        .await?;
+    data.snapshots.push(SnapshotEntry {
+        name: target.to_owned(),
+        uuid: target_uuid.to_owned(),
+        state: Some(SnapshotState::Success.as_byte()),
+        index_metadata_lookup: Some(lookup),
+        version: Some(version.0.to_owned()),
+        start_time_millis: None,
+        end_time_millis: None,
+        slm_policy: None,
+    });
+    write_root_generation(store, generation, &data).await?;
+    store.delete(&stale).await?;
+    Ok(())
+}
+
 /// An index read back from a snapshot: shard count, mappings and documents.
 #[derive(Debug, Clone)]
 pub(crate) struct RestoredIndex {

@@ -486,6 +486,10 @@ impl Emulator {
             ("POST", ["_snapshot", repository, snapshot, "_restore"]) => {
                 self.restore(call, repository, snapshot).await
             }
+            ("PUT", ["_snapshot", repository, source, "_clone", target]) => {
+                self.clone_snapshot(call, repository, source, target).await
+            }
+            ("GET", ["_cat", "repositories"]) => self.cat_repositories(call),
             ("GET", ["_cat", "snapshots"]) => {
                 let repository = call.query.get("repository").cloned().unwrap_or_default();
                 self.cat_snapshots(call, &repository).await
@@ -1455,6 +1459,7 @@ impl Emulator {
                 "include_global_state" | "include_aliases" | "partial" => {
                     Self::bool_field(value)?;
                 }
+                "rename_alias_pattern" | "rename_alias_replacement" => {}
                 "rename_pattern" => rename.0 = value.as_str().map(str::to_owned),
                 "rename_replacement" => rename.1 = value.as_str().map(str::to_owned),
                 "index_settings"
@@ -1566,6 +1571,7 @@ impl Emulator {
                     1,
                     restored_index.mappings,
                 );
+                index.restored_from = Some(format!("{repository_name}:{name}"));
                 for (id, source) in restored_index.documents {
                     index.index_document(id, source);
                 }
@@ -1585,10 +1591,124 @@ impl Emulator {
         }
     }
 
+    // ---- clone --------------------------------------------------------------------------------
+
+    async fn clone_snapshot(
+        &self,
+        call: &Call,
+        repository_name: &str,
+        source: &str,
+        target: &str,
+    ) -> Handled {
+        call.allow_parameters(&["master_timeout", "cluster_manager_timeout"])?;
+        self.authorize(call, "cluster:admin/snapshot/clone")?;
+        let body = call.required_json()?;
+        let expressions = match body.get("indices") {
+            Some(value) => Self::indices_field(value)?,
+            None => {
+                return Err(ApiError::opensearch(
+                    400,
+                    "action_request_validation_exception",
+                    "Validation Failed: 1: indices patterns are empty;",
+                ))
+            }
+        };
+        let config = self.repository(repository_name)?;
+        validate_snapshot_name(repository_name, target)?;
+        if config.setting_bool("readonly") {
+            return Err(ApiError::repository_exception(
+                repository_name,
+                "cannot create snapshot in a readonly repository",
+            ));
+        }
+        if !self.running.lock().unwrap().is_empty() {
+            let running = self.running.lock().unwrap().len();
+            return Err(ApiError::concurrent_snapshot(
+                self.config.profile,
+                repository_name,
+                target,
+                running,
+            ));
+        }
+        let store = self.blob_store(&config);
+        let (_, data) = repository_writer::read_repository_data(&store)
+            .await
+            .map_err(|error| repository_read_error(repository_name, &error))?;
+        let source_entry = data
+            .snapshot(source)
+            .cloned()
+            .ok_or_else(|| ApiError::snapshot_missing(repository_name, source))?;
+        if data.snapshot(target).is_some() {
+            return Err(ApiError::invalid_snapshot_name(
+                repository_name,
+                target,
+                "snapshot with the same name already exists",
+            ));
+        }
+        let available: std::collections::BTreeMap<String, IndexState> = data
+            .indices_of(&source_entry.uuid)
+            .into_iter()
+            .map(|(index, _)| {
+                (
+                    index.to_owned(),
+                    IndexState::new(String::new(), 0, 1, 0, Value::Null),
+                )
+            })
+            .collect();
+        let selected = Self::resolve_indices(&available, &expressions, true)?;
+        repository_writer::clone_snapshot(
+            &store,
+            &source_entry,
+            target,
+            &random_base64_uuid(),
+            &selected,
+            now_millis(),
+            self.config.profile.version(),
+        )
+        .await
+        .map_err(|error| repository_read_error(repository_name, &error))?;
+        Reply::acknowledged()
+    }
+
+    fn cat_repositories(&self, call: &Call) -> Handled {
+        call.allow_parameters(&[
+            "format",
+            "v",
+            "h",
+            "s",
+            "help",
+            "local",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ])?;
+        self.authorize(call, "cluster:admin/repository/get")?;
+        let state = self.state.lock().unwrap();
+        if call.query.get("format").map(String::as_str) == Some("json") {
+            let rows: Vec<Value> = state
+                .repositories
+                .iter()
+                .map(|(name, config)| json!({"id": name, "type": config.repository_type}))
+                .collect();
+            return Reply::ok(Value::Array(rows));
+        }
+        let mut text = String::new();
+        if call.flag("v", false)? {
+            text.push_str("id type\n");
+        }
+        for (name, config) in &state.repositories {
+            text.push_str(&format!("{name} {}\n", config.repository_type));
+        }
+        Ok(Reply {
+            status: 200,
+            body: Body::Text(text),
+        })
+    }
+
     // ---- _cat ---------------------------------------------------------------------------------
 
     async fn cat_snapshots(&self, call: &Call, repository_name: &str) -> Handled {
         call.allow_parameters(&[
+            "repository",
             "format",
             "v",
             "h",
