@@ -53,6 +53,7 @@ impl TestStack {
             ("SNAPSHOT_BUCKET".into(), config.bucket.clone()),
             ("SNAPSHOT_BASE_PATH".into(), BASE_PATH.into()),
             ("SNAPSHOT_ROLE_ARN".into(), SNAPSHOT_ROLE.into()),
+            ("AWS_ENDPOINT_URL_S3".into(), self.local.s3_endpoint()),
         ]
     }
 

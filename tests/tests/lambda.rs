@@ -64,6 +64,34 @@ async fn the_three_functions_take_a_snapshot_from_each_event_shape() {
     assert_eq!(report["healthy"], true);
     assert_eq!(report["wait_seconds"], 0);
     assert!(report["shards"]["total"].as_u64().unwrap() >= 1);
+
+    // The last two steps: verify from the S3 side, then retention (which keeps the only one).
+    let mut verify = start(&stack, "verify", &[]).await;
+    let verified = verify.invoke(input.clone()).await.unwrap();
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["shards"], report["shards"]["total"]);
+    assert!(verified["blobs"].as_u64().unwrap() >= 1);
+
+    let mut retention = start(&stack, "retention", &[("RETENTION_MAX_COUNT", "2")]).await;
+    let applied = retention
+        .invoke(json!({"repository": started["repository"]}))
+        .await
+        .unwrap();
+    assert_eq!(applied["deleted"], json!([]));
+    assert_eq!(applied["kept"][0]["snapshot"], started["snapshot"]);
+
+    let error = verify
+        .invoke(json!({"repository": "ossnap", "snapshot": "not-there"}))
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type, "VerificationFailed");
+    let mut bad_policy = start(&stack, "retention", &[("RETENTION_MIN_COUNT", "0")]).await;
+    let error = bad_policy.invoke(json!({})).await.unwrap_err();
+    assert_eq!(error.error_type, "ConfigError");
+    assert!(
+        error.error_message.contains("RETENTION_MIN_COUNT"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

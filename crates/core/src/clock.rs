@@ -44,6 +44,12 @@ impl Clock {
         OffsetDateTime::from(self.now())
     }
 
+    pub fn now_millis(&self) -> i64 {
+        self.now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
     pub async fn sleep(&self, duration: Duration) {
         if self.sleeps {
             tokio::time::sleep(duration).await;

@@ -4,6 +4,7 @@
 //!   input and output shapes and its Lambda `handle`.
 //! - [`opensearch`]: the client (SigV4, basic or no auth), the API calls, and the classification
 //!   of error responses into the one [`error`] taxonomy whose names Step Functions matches.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`event`]: the three shapes an invocation arrives in; [`config`]: settings from the
 //!   environment; [`names`]: validation before any request; [`clock`]: injected time.
 pub mod clock;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod function;
+pub mod metrics;
 pub mod names;
 pub mod opensearch;
 pub mod register;

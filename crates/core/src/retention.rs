@@ -21,6 +21,7 @@ use crate::config::Environment;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Invocation;
 use crate::function::{prepare, Deps};
+use crate::metrics::{self, Metric, Unit};
 use crate::names;
 use crate::opensearch::{model, SnapshotInfo};
 use crate::snapshot::{OSSNAP, TAKEN_BY};
@@ -384,6 +385,24 @@ pub async fn run(
         "retention applied"
     );
     output.deleted = confirmed;
+    metrics::emit(
+        "retention",
+        &repository,
+        &[
+            Metric::new(
+                "SnapshotsDeleted",
+                Unit::Count,
+                if dry_run {
+                    0
+                } else {
+                    output.deleted.len() as u32
+                },
+            ),
+            Metric::new("SnapshotsKept", Unit::Count, output.kept.len() as u32),
+            Metric::new("SnapshotsSkipped", Unit::Count, output.skipped.len() as u32),
+        ],
+        deps.clock.now_millis(),
+    );
     Ok(output)
 }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::error::{ErrorKind, Result};
 use crate::event::Invocation;
 use crate::function::{prepare, Deps};
+use crate::metrics::{self, Metric, Unit};
 use crate::names;
 use crate::opensearch::{model, ShardCounts, SnapshotStatus};
 
@@ -126,6 +127,27 @@ async fn report(deps: &Deps, repository: &str, snapshot: &str) -> Result<Snapsho
         wait_seconds,
         "snapshot status"
     );
+    if done {
+        let mut measured = vec![
+            Metric::new("ShardsTotal", Unit::Count, shards.total as f64),
+            Metric::new("ShardsFailed", Unit::Count, shards.failed as f64),
+            Metric::new("SnapshotsHealthy", Unit::Count, u8::from(healthy)),
+            Metric::new("SnapshotsUnhealthy", Unit::Count, u8::from(!healthy)),
+        ];
+        if let Some(ms) = info.duration_in_millis {
+            measured.push(Metric::new(
+                "SnapshotDurationSeconds",
+                Unit::Seconds,
+                ms as f64 / 1000.0,
+            ));
+        }
+        metrics::emit(
+            "check-status",
+            repository,
+            &measured,
+            deps.clock.now_millis(),
+        );
+    }
     Ok(SnapshotReport {
         repository: repository.to_string(),
         snapshot: snapshot.to_string(),

@@ -18,6 +18,7 @@ use lambda_runtime::LambdaEvent;
 use ossnap_core::config::{self, var, Environment, Settings};
 use ossnap_core::event::Invocation;
 use ossnap_core::function::prepare;
+use ossnap_core::metrics::{self, Metric, Unit};
 use ossnap_core::{names, Error, ErrorKind, Result};
 use ossnap_repository::{
     layout, smile, Codec, RepositoryData, ShardSnapshot, SnapshotInfo, SnapshotState,
@@ -120,7 +121,14 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
     let store = verifier.store.scoped(bucket.clone(), base_path.clone());
     let checked = check_snapshot(&store, &snapshot).await?;
     let s3_requests = store.counts();
+    let now_ms = ossnap_core::clock::Clock::system().now_millis();
     if !checked.damage.is_empty() {
+        metrics::emit(
+            "verify",
+            &repository,
+            &[Metric::new("VerificationFailures", Unit::Count, 1)],
+            now_ms,
+        );
         return Err(damage::report(
             &bucket,
             &base_path,
@@ -128,6 +136,16 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
             &checked.damage,
         ));
     }
+    metrics::emit(
+        "verify",
+        &repository,
+        &[
+            Metric::new("BlobsVerified", Unit::Count, checked.blobs as f64),
+            Metric::new("BytesVerified", Unit::Bytes, checked.bytes as f64),
+            Metric::new("ShardsVerified", Unit::Count, checked.shards as f64),
+        ],
+        now_ms,
+    );
     tracing::info!(
         repository,
         snapshot,

@@ -1,0 +1,107 @@
+//! CloudWatch Embedded Metric Format: one JSON line on stdout per measurement, which CloudWatch
+//! Logs turns into metrics in the `ossnap` namespace, so dashboards and alarms need no log
+//! parsing.
+
+use serde_json::{json, Map, Value};
+
+pub const NAMESPACE: &str = "ossnap";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Seconds,
+    Bytes,
+    Count,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Seconds => "Seconds",
+            Unit::Bytes => "Bytes",
+            Unit::Count => "Count",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub value: f64,
+}
+
+impl Metric {
+    pub fn new(name: &'static str, unit: Unit, value: impl Into<f64>) -> Metric {
+        Metric {
+            name,
+            unit,
+            value: value.into(),
+        }
+    }
+}
+
+/// The EMF document for `metrics`, with `Function` and `Repository` as dimensions.
+pub fn emf_line(function: &str, repository: &str, metrics: &[Metric], timestamp_ms: i64) -> String {
+    let definitions: Vec<Value> = metrics
+        .iter()
+        .map(|m| json!({"Name": m.name, "Unit": m.unit.name()}))
+        .collect();
+    let mut document = Map::new();
+    document.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Function", "Repository"]],
+                "Metrics": definitions,
+            }]
+        }),
+    );
+    document.insert("Function".into(), json!(function));
+    document.insert("Repository".into(), json!(repository));
+    for metric in metrics {
+        document.insert(metric.name.into(), json!(metric.value));
+    }
+    Value::Object(document).to_string()
+}
+
+/// Writes the metrics to stdout, where Lambda sends them to CloudWatch Logs.
+pub fn emit(function: &str, repository: &str, metrics: &[Metric], timestamp_ms: i64) {
+    if !metrics.is_empty() {
+        println!("{}", emf_line(function, repository, metrics, timestamp_ms));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_the_embedded_metric_format() {
+        let line = emf_line(
+            "check-status",
+            "ossnap",
+            &[
+                Metric::new("SnapshotDurationSeconds", Unit::Seconds, 12.5),
+                Metric::new("ShardsFailed", Unit::Count, 0),
+            ],
+            1_764_295_200_000,
+        );
+        let document: Value = serde_json::from_str(&line).unwrap();
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(document["_aws"]["Timestamp"], 1_764_295_200_000i64);
+        assert_eq!(directive["Namespace"], "ossnap");
+        assert_eq!(directive["Dimensions"], json!([["Function", "Repository"]]));
+        assert_eq!(
+            directive["Metrics"][0],
+            json!({"Name": "SnapshotDurationSeconds", "Unit": "Seconds"})
+        );
+        // Every metric and dimension named in the directive has a value at the top level.
+        assert_eq!(document["SnapshotDurationSeconds"], 12.5);
+        assert_eq!(document["ShardsFailed"], 0.0);
+        assert_eq!(document["Function"], "check-status");
+        assert_eq!(document["Repository"], "ossnap");
+        assert!(!line.contains('\n'));
+    }
+}
