@@ -5,7 +5,18 @@
 //! OpenSearch 2.x writes (through aws-sdk-s3, as repository-s3 would) and restores from them.
 //!
 //! Tests drive faults and inspect the request log through [`Control`] or the unauthenticated
-//! loopback-only `/_local/...` endpoints on the OpenSearch port.
+//! loopback-only `/_local/...` endpoints on the OpenSearch port (never logged, never faulted):
+//!
+//! | endpoint | body | effect |
+//! |---|---|---|
+//! | `POST /_local/faults` | a [`Fault`] or an array of them | the next `count` requests matching `method` and `path` (exact, or prefix ending in `*`) get `status`/`body`; with `after_accept` the operation is performed first |
+//! | `DELETE /_local/faults` | | removes pending faults |
+//! | `PUT /_local/latency` | `{"latency_ms": N}` | added before every OpenSearch request |
+//! | `POST /_local/next-snapshot` | `{"outcome":"never_finishes"}`, `{"outcome":"failed","reason":".."}`, `{"outcome":"partial"}` | how the next snapshot ends |
+//! | `POST /_local/automated-snapshot` | `{"duration_ms": N}` | a `cs-automated` snapshot runs for N ms |
+//! | `POST /_local/indices/{index}/red` (`/green`) | | primaries unassigned: health red, snapshots FAILED (PARTIAL with `partial`) |
+//! | `GET /_local/requests` | | `[{"method","path","query","status","error_type"}]` |
+//! | `DELETE /_local/requests` | | clears the log |
 
 mod blob_store;
 mod cluster;

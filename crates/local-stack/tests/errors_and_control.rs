@@ -361,6 +361,17 @@ async fn one_snapshot_at_a_time_with_the_profile_status() {
         let same = client.call("PUT", "/_snapshot/backups/first", None).await;
         assert_eq!(reason(&same.json()), "[backups:first] Invalid snapshot name [first], snapshot with the same name is already in-progress");
 
+        let busy_index = client.call("DELETE", "/orders", None).await;
+        assert_eq!(
+            (busy_index.status, error_type(&busy_index.json())),
+            (400, "snapshot_in_progress_exception")
+        );
+        let busy_repository = client.call("DELETE", "/_snapshot/backups", None).await;
+        assert_eq!(
+            (busy_repository.status, error_type(&busy_repository.json())),
+            (500, "illegal_state_exception")
+        );
+
         // Deleting the running snapshot aborts it; nothing of it remains.
         client.ok("DELETE", "/_snapshot/backups/first", None).await;
         assert_eq!(
