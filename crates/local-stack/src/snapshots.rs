@@ -203,6 +203,16 @@ fn repository_read_error(repository: &str, error: &RepositoryError) -> ApiError 
     )
 }
 
+fn repository_write_error(repository: &str, error: &RepositoryError) -> ApiError {
+    ApiError::opensearch_with(
+        500,
+        "repository_exception",
+        format!("[{repository}] failed to update snapshot in repository"),
+        Map::new(),
+        Some(json!({"type": "i_o_exception", "reason": error.to_string()})),
+    )
+}
+
 impl RunningSnapshot {
     fn info(&self, version: i64) -> SnapshotInfo {
         SnapshotInfo {
@@ -236,10 +246,10 @@ impl RunningSnapshot {
     /// `SnapshotStatus` while running: shards are processed one after another.
     fn status_json(&self, duration: Duration) -> Value {
         let progress = self.progress(duration);
+        let elapsed = self.started.elapsed().as_millis() as i64;
         let total_shards = self.shards.len().max(1) as f64;
-        let mut indices = Map::new();
-        let mut totals = StatsAccumulator::default();
-        let (mut done, mut started) = (0u64, 0u64);
+        let mut indices: std::collections::BTreeMap<&str, IndexProgress> =
+            std::collections::BTreeMap::new();
         for (position, (index, shard)) in self.shards.iter().enumerate() {
             let shard_progress = ((progress * total_shards) - position as f64).clamp(0.0, 1.0);
             let planned = self.plan.as_ref().and_then(|plan| {
@@ -247,64 +257,49 @@ impl RunningSnapshot {
                     .iter()
                     .find(|planned| &planned.index == index && planned.shard == *shard)
             });
-            let (incremental_files, incremental_bytes, total_files, total_bytes) =
-                planned.map_or((0, 0, 0, 0), |planned| {
-                    (
-                        planned.incremental_files,
-                        planned.incremental_bytes,
-                        planned.total_files,
-                        planned.total_bytes,
-                    )
-                });
-            let processed_files = (incremental_files as f64 * shard_progress).floor() as u64;
-            let processed_bytes = (incremental_bytes as f64 * shard_progress).floor() as u64;
-            let stage = if shard_progress >= 1.0 {
-                "DONE"
-            } else {
-                "STARTED"
-            };
-            if stage == "DONE" {
-                done += 1;
-            } else {
-                started += 1;
-            }
-            let shard_stats = StatsAccumulator {
-                incremental: (incremental_files, incremental_bytes),
-                processed: (processed_files, processed_bytes),
-                total: (total_files, total_bytes),
-            };
-            totals.add(&shard_stats);
-            let elapsed = self.started.elapsed().as_millis() as i64;
-            let entry = indices
-                .entry(index.clone())
-                .or_insert_with(|| json!({"shards": {}, "acc": {"done": 0, "started": 0}}));
-            entry["shards"][shard.to_string()] = json!({
-                "stage": stage,
-                "stats": shard_stats.to_json(self.start_millis, elapsed, true)
+            let (incremental, total) = planned.map_or(((0, 0), (0, 0)), |planned| {
+                (
+                    (planned.incremental_files, planned.incremental_bytes),
+                    (planned.total_files, planned.total_bytes),
+                )
             });
-            let key = if stage == "DONE" { "done" } else { "started" };
-            entry["acc"][key] = json!(entry["acc"][key].as_u64().unwrap_or(0) + 1);
+            let stats = StatsAccumulator {
+                incremental,
+                processed: (
+                    (incremental.0 as f64 * shard_progress).floor() as u64,
+                    (incremental.1 as f64 * shard_progress).floor() as u64,
+                ),
+                total,
+            };
+            let done = shard_progress >= 1.0;
+            let entry = indices.entry(index).or_default();
+            entry.stats.add(&stats);
+            if done {
+                entry.done += 1;
+            } else {
+                entry.started += 1;
+            }
+            entry.shards.insert(
+                shard.to_string(),
+                json!({
+                    "stage": if done { "DONE" } else { "STARTED" },
+                    "stats": stats.to_json(self.start_millis, elapsed, true)
+                }),
+            );
         }
-        let elapsed = self.started.elapsed().as_millis() as i64;
+        let mut totals = IndexProgress::default();
         let indices: Map<String, Value> = indices
             .into_iter()
-            .map(|(name, mut entry)| {
-                let shards = entry["shards"].as_object().cloned().unwrap_or_default();
-                let mut accumulator = StatsAccumulator::default();
-                for shard in shards.values() {
-                    accumulator.add(&StatsAccumulator::from_json(&shard["stats"]));
-                }
-                let (index_done, index_started) = (
-                    entry["acc"]["done"].as_u64().unwrap_or(0),
-                    entry["acc"]["started"].as_u64().unwrap_or(0),
-                );
-                entry.as_object_mut().map(|object| object.remove("acc"));
+            .map(|(name, index)| {
+                totals.stats.add(&index.stats);
+                totals.done += index.done;
+                totals.started += index.started;
                 (
-                    name,
+                    name.to_owned(),
                     json!({
-                        "shards_stats": shards_stats(0, index_started, index_done, 0),
-                        "stats": accumulator.to_json(self.start_millis, elapsed, true),
-                        "shards": shards
+                        "shards_stats": shards_stats(0, index.started, index.done, 0),
+                        "stats": index.stats.to_json(self.start_millis, elapsed, true),
+                        "shards": index.shards
                     }),
                 )
             })
@@ -315,11 +310,20 @@ impl RunningSnapshot {
             "uuid": self.uuid,
             "state": "STARTED",
             "include_global_state": self.include_global_state,
-            "shards_stats": shards_stats(0, started, done, 0),
-            "stats": totals.to_json(self.start_millis, elapsed, true),
+            "shards_stats": shards_stats(0, totals.started, totals.done, 0),
+            "stats": totals.stats.to_json(self.start_millis, elapsed, true),
             "indices": indices
         })
     }
+}
+
+/// Per-index accumulation for `_status`.
+#[derive(Default)]
+struct IndexProgress {
+    stats: StatsAccumulator,
+    done: u64,
+    started: u64,
+    shards: Map<String, Value>,
 }
 
 fn shards_stats(initializing: u64, started: u64, done: u64, failed: u64) -> Value {
@@ -914,6 +918,7 @@ impl Emulator {
         let emulator = self.clone();
         let task_uuid = uuid.clone();
         let repository_label = repository_name.to_owned();
+        let snapshot_label = name.to_owned();
         let task = tokio::spawn(async move {
             let result = emulator
                 .run_snapshot(&store, &task_uuid, captured, decided, include_global_state, metadata, (version_name, version_id))
@@ -923,7 +928,7 @@ impl Emulator {
                     ApiError::opensearch_with(
                         500,
                         "snapshot_exception",
-                        format!("[{repository_label}:{}] failed to finalize snapshot", task_uuid),
+                        format!("[{repository_label}:{snapshot_label}] failed to update snapshot in repository"),
                         Map::new(),
                         Some(json!({"type": "i_o_exception", "reason": error.to_string()})),
                     )
@@ -1430,7 +1435,7 @@ impl Emulator {
         if !finished.is_empty() {
             repository_writer::delete_snapshots(&store, &finished)
                 .await
-                .map_err(|error| repository_read_error(repository_name, &error))?;
+                .map_err(|error| repository_write_error(repository_name, &error))?;
         }
         Reply::acknowledged()
     }
@@ -1666,7 +1671,7 @@ impl Emulator {
             self.config.profile.version(),
         )
         .await
-        .map_err(|error| repository_read_error(repository_name, &error))?;
+        .map_err(|error| repository_write_error(repository_name, &error))?;
         Reply::acknowledged()
     }
 
