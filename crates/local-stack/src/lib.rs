@@ -21,6 +21,7 @@
 mod blob_store;
 mod cluster;
 mod control;
+mod date_math;
 mod errors;
 mod http_server;
 mod ids;

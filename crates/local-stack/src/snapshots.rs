@@ -455,6 +455,19 @@ impl Emulator {
         segments: &[&str],
     ) -> Handled {
         let method = call.method.as_str();
+        // The snapshot segment may hold date math names, resolved before anything else.
+        let resolved_names;
+        let mut segments = segments.to_vec();
+        if segments.len() >= 3 && segments[0] == "_snapshot" && segments[2].contains('<') {
+            let now = time::OffsetDateTime::now_utc();
+            resolved_names = segments[2]
+                .split(',')
+                .map(|name| crate::date_math::resolve(name, now))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(",");
+            segments[2] = &resolved_names;
+        }
+        let segments = segments.as_slice();
         match (method, segments) {
             ("GET", ["_snapshot"]) => self.get_repositories(call, "_all"),
             ("GET", ["_snapshot", "_status"]) => self.status(call, None, None).await,

@@ -165,5 +165,13 @@ async fn botocore_signed_requests_are_accepted_and_tampered_copies_refused() {
         response.json()["error"]["type"],
         "snapshot_missing_exception"
     );
+    let reason = response.json()["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.starts_with("[signed-by-botocore:nightly-20") && !reason.contains('<'),
+        "date math resolved: {reason}"
+    );
     stack.shutdown().await;
 }
