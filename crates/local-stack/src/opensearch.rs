@@ -873,9 +873,8 @@ impl Emulator {
             },
             ("PUT", [role]) => {
                 let body = call.required_json()?;
-                let mapping: RoleMapping = serde_json::from_value(body).map_err(|error| {
-                    ApiError::opensearch(400, "illegal_argument_exception", error.to_string())
-                })?;
+                let mapping: RoleMapping = serde_json::from_value(body)
+                    .map_err(|error| security_bad_request(&error.to_string()))?;
                 let created = state
                     .role_mappings
                     .insert((*role).to_owned(), mapping)
@@ -891,7 +890,10 @@ impl Emulator {
             }
             ("PATCH", [role]) => {
                 let body = call.required_json()?;
-                let operations = body.as_array().cloned().unwrap_or_default();
+                let operations = body
+                    .as_array()
+                    .cloned()
+                    .ok_or_else(|| security_bad_request("Patch must be an array of operations"))?;
                 let Some(mapping) = state.role_mappings.get_mut(*role) else {
                     return Ok(Reply {
                         status: 404,
@@ -901,11 +903,8 @@ impl Emulator {
                         )),
                     });
                 };
-                security::patch_mapping(mapping, &operations).map_err(|reason| ApiError {
-                    status: 400,
-                    body: security::status_body("BAD_REQUEST", &reason),
-                    error_type: "bad_request".to_owned(),
-                })?;
+                security::patch_mapping(mapping, &operations)
+                    .map_err(|reason| security_bad_request(&reason))?;
                 self.save(&state)?;
                 Reply::ok(security::status_body("OK", "Resource updated."))
             }
@@ -1012,6 +1011,15 @@ impl Emulator {
                 &json!({"error": format!("no control endpoint {method} {path}")}),
             ),
         }
+    }
+}
+
+/// The security REST API's own error shape (`{"status":"BAD_REQUEST","message":..}`).
+fn security_bad_request(message: &str) -> ApiError {
+    ApiError {
+        status: 400,
+        body: security::status_body("BAD_REQUEST", message),
+        error_type: "bad_request".to_owned(),
     }
 }
 

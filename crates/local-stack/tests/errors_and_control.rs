@@ -605,3 +605,77 @@ async fn basic_auth_mode_checks_the_internal_user() {
     assert_eq!(send(&endpoint, request).await.status, 401);
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_gets_an_error_response_never_a_dropped_connection() {
+    let stack = start("garbage").await;
+    let client = Client::for_stack(&stack);
+    client.seed_index("orders", 1, 1).await;
+    client
+        .register_repository("backups", "ossnap-local", "")
+        .await;
+    let cases: &[(&str, &str, &str)] = &[
+        ("PUT", "/_snapshot/backups/s", "[]"),
+        ("PUT", "/_snapshot/backups/s", "\"text\""),
+        ("PUT", "/_snapshot/backups/s", "{\"indices\": 5}"),
+        ("PUT", "/_snapshot/backups/s", "{\"metadata\": []}"),
+        ("PUT", "/_snapshot/backups/s", "{\"partial\": \"maybe\"}"),
+        (
+            "PUT",
+            "/_snapshot/backups/s?wait_for_completion=perhaps",
+            "",
+        ),
+        (
+            "PUT",
+            "/_snapshot/backups",
+            "{\"type\": \"s3\", \"settings\": []}",
+        ),
+        ("PUT", "/_snapshot/backups", "{\"type\": 7}"),
+        (
+            "POST",
+            "/_snapshot/backups/s/_restore",
+            "{\"rename_pattern\": \"(\"}",
+        ),
+        (
+            "PATCH",
+            "/_plugins/_security/api/rolesmapping/manage_snapshots",
+            "{}",
+        ),
+        (
+            "PUT",
+            "/_plugins/_security/api/rolesmapping/x",
+            "{\"backend_roles\": 1}",
+        ),
+        ("PUT", "/orders/_doc/1", "[1]"),
+        ("PUT", "/Bad-Index", ""),
+        (
+            "PUT",
+            "/orders2",
+            "{\"settings\": {\"index\": {\"number_of_shards\": \"lots\"}}}",
+        ),
+        ("GET", "/_snapshot/%FF%FE/x", ""),
+        ("GET", "/_snapshot/backups/x?=&&=y", ""),
+        ("DELETE", "/_snapshot/backups/%3Cbroken-%7Bnow%2Fd%3E", ""),
+        ("BREW", "/coffee", ""),
+    ];
+    for (method, path, body) in cases {
+        let response = client.raw_body(method, path, body).await;
+        assert!(
+            response.status >= 400,
+            "{method} {path} {body}: {} {}",
+            response.status,
+            response.text
+        );
+        let json = response.json();
+        let security_api_error = path.contains("_security") && json["status"] == "BAD_REQUEST";
+        assert!(
+            json["error"]["type"].is_string() || security_api_error,
+            "{method} {path} {body}: {json}"
+        );
+    }
+    assert_eq!(
+        client.call("GET", "/orders/_count", None).await.json()["count"],
+        1
+    );
+    stack.shutdown().await;
+}
