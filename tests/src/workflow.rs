@@ -239,7 +239,10 @@ impl Execution {
 
     /// How long the execution took on its virtual clock.
     pub fn virtual_duration(&self) -> Duration {
-        let seconds = self.events.last().map_or(0.0, |event| event.virtual_seconds);
+        let seconds = self
+            .events
+            .last()
+            .map_or(0.0, |event| event.virtual_seconds);
         Duration::from_secs_f64(seconds.max(0.0))
     }
 
@@ -272,7 +275,11 @@ impl Workflow {
     ) -> Result<Workflow, WorkflowError> {
         node_binary()?;
         let mut env = stack.env();
-        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut processes = Processes::new();
         for (_, function) in FUNCTIONS {
@@ -418,10 +425,7 @@ impl Workflow {
         Notification {
             source: NotificationSource::FailedRunsAlarm,
             topic_arn: self.failure_topic(),
-            subject: Some(format!(
-                "ALARM: \"{FAILED_RUNS_ALARM}\" in {}",
-                self.region
-            )),
+            subject: Some(format!("ALARM: \"{FAILED_RUNS_ALARM}\" in {}", self.region)),
             message: json!({"AlarmName": FAILED_RUNS_ALARM, "NewStateValue": "ALARM", "Metric": metric}),
         }
     }
@@ -435,7 +439,9 @@ impl Drop for Workflow {
 }
 
 fn workspace_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
 }
 
 /// The Node 22 that `make workflow-tools` installs next to aws-local-stepfunctions.

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use ossnap_tests::workflow::{Execution, NotificationSource, Status, Workflow};
+use ossnap_local_stack::{Fault, SnapshotOutcome};
+use ossnap_tests::workflow::{Event, EventKind, Execution, NotificationSource, Status, Workflow};
 use ossnap_tests::TestStack;
 use serde_json::{json, Value};
 
@@ -33,27 +34,77 @@ async fn seeded_stack() -> TestStack {
 }
 
 async fn workflow(stack: &TestStack) -> Workflow {
-    Workflow::start(stack, &[]).await.unwrap_or_else(|e| panic!("{e}"))
+    Workflow::start(stack, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn run(workflow: &Workflow, input: Value, pause: Duration) -> Execution {
+    run_observed(workflow, input, pause, |_| {}).await
+}
+
+async fn run_observed(
+    workflow: &Workflow,
+    input: Value,
+    pause: Duration,
+    observe: impl FnMut(&Event),
+) -> Execution {
     let execution = workflow
-        .run(input, pause, |_| {})
+        .run(input, pause, observe)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     println!(
-        "{} after {:?} ({:.0?} real): {}\npath: {}",
+        "{} after {:?} ({:.0?} real): {}\npath (polling loop folded): {}",
         execution.status.name(),
         execution.virtual_duration(),
         execution.real_duration,
         execution.cost_drivers(),
-        execution.path().join(" → ")
+        folded_path(&execution).join(" → ")
     );
     execution
 }
 
 /// The path with the polling loop folded: consecutive repeats of Wait, CheckStatus, IsSnapshotDone
 /// appear once.
+fn failed_run() -> Status {
+    Status::Failed {
+        error: "SnapshotRunFailed".into(),
+        cause: "The snapshot run failed: the SNS notification and the execution history hold \
+                the snapshot, its state and the error."
+            .into(),
+    }
+}
+
+/// The one message the Notify state published, and the alarm's after it.
+fn notified(execution: &Execution) -> &Value {
+    let sources: Vec<_> = execution
+        .notifications
+        .iter()
+        .map(|notification| &notification.source)
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            &NotificationSource::NotifyState,
+            &NotificationSource::FailedRunsAlarm
+        ]
+    );
+    &execution.notifications[0].message
+}
+
+/// The status of each request to create the scheduled snapshot, as the emulator answered it.
+fn snapshot_requests(stack: &TestStack) -> Vec<u16> {
+    let path = format!("/_snapshot/ossnap/{SCHEDULED_NAME}");
+    stack
+        .local
+        .control()
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "PUT" && request.path == path)
+        .map(|request| request.status)
+        .collect()
+}
+
 fn folded_path(execution: &Execution) -> Vec<&str> {
     let path = execution.path();
     let mut folded: Vec<&str> = Vec::new();
@@ -77,7 +128,9 @@ async fn the_happy_path_snapshots_verifies_and_applies_retention() {
     assert_eq!(folded_path(&execution), HAPPY_PATH);
     let verified = execution.output_of("verify").expect("verify answered");
     assert_eq!(verified["verified"], true);
-    let retention = execution.output_of("retention").expect("retention answered");
+    let retention = execution
+        .output_of("retention")
+        .expect("retention answered");
     assert_eq!(retention["kept"][0]["snapshot"], SCHEDULED_NAME);
     assert!(execution.notifications.is_empty());
     assert!(execution.polls() >= 1);
@@ -85,5 +138,173 @@ async fn the_happy_path_snapshots_verifies_and_applies_retention() {
     assert_eq!(
         execution.transitions(),
         HAPPY_PATH.len() + 3 * (execution.polls() - 1)
+    );
+}
+
+#[tokio::test]
+async fn a_running_automated_snapshot_is_waited_out_then_the_run_succeeds() {
+    let stack = seeded_stack().await;
+    let workflow = workflow(&stack).await;
+    // Started with the execution: still running when Snapshot first asks, over well within
+    // Snapshot's six retries.
+    let execution = run_observed(
+        &workflow,
+        json!({"scheduled_time": SCHEDULED}),
+        Duration::from_millis(150),
+        |event| {
+            if let EventKind::ExecutionStarted { .. } = event.kind {
+                stack
+                    .local
+                    .control()
+                    .start_automated_snapshot(Duration::from_millis(500));
+            }
+        },
+    )
+    .await;
+
+    assert_eq!(execution.status, Status::Succeeded);
+    assert_eq!(folded_path(&execution), HAPPY_PATH);
+    let retries = execution.retries_of("Snapshot");
+    assert!(!retries.is_empty(), "Snapshot was not retried");
+    assert!(retries.iter().all(|error| *error == "SnapshotInProgress"));
+    assert_eq!(execution.invocations_of("snapshot"), retries.len() + 1);
+    assert_eq!(snapshot_requests(&stack), [200]);
+}
+
+#[tokio::test]
+async fn a_failed_snapshot_is_notified_then_the_run_fails() {
+    let stack = seeded_stack().await;
+    let workflow = workflow(&stack).await;
+    stack
+        .local
+        .control()
+        .set_next_snapshot_outcome(SnapshotOutcome::Failed {
+            reason: "disk full on node-1".into(),
+        });
+
+    let execution = run(&workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+
+    assert_eq!(execution.status, failed_run());
+    let path = folded_path(&execution);
+    assert_eq!(
+        path[path.len() - 3..],
+        ["IsSnapshotDone", "Notify", "Failed"]
+    );
+    assert_eq!(execution.invocations_of("verify"), 0);
+    let message = notified(&execution);
+    assert_eq!(message["status"]["snapshot"], SCHEDULED_NAME);
+    assert_eq!(message["status"]["state"], "FAILED");
+    assert_eq!(message["status"]["reason"], "disk full on node-1");
+}
+
+#[tokio::test]
+async fn a_504_on_create_is_reconciled_without_a_second_snapshot() {
+    let stack = seeded_stack().await;
+    let workflow = workflow(&stack).await;
+    let mut gateway_timeout = Fault::new(
+        "PUT",
+        &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"),
+        504,
+        "<html><head><title>504 Gateway Time-out</title></head><body>504</body></html>",
+    );
+    gateway_timeout.after_accept = true;
+    stack.local.control().add_fault(gateway_timeout);
+
+    let execution = run(&workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+
+    assert_eq!(execution.status, Status::Succeeded);
+    assert_eq!(folded_path(&execution), HAPPY_PATH);
+    assert_eq!(execution.invocations_of("snapshot"), 1);
+    assert_eq!(snapshot_requests(&stack), [504]);
+}
+
+#[tokio::test]
+async fn the_same_scheduled_time_delivered_twice_takes_one_snapshot() {
+    let stack = seeded_stack().await;
+    let workflow = workflow(&stack).await;
+    let input = json!({"scheduled_time": SCHEDULED});
+
+    let first = run(&workflow, input.clone(), PAUSE).await;
+    let second = run(&workflow, input, PAUSE).await;
+
+    for execution in [&first, &second] {
+        assert_eq!(execution.status, Status::Succeeded);
+        assert_eq!(folded_path(execution), HAPPY_PATH);
+        assert_eq!(
+            execution.output_of("snapshot").expect("snapshot answered")["snapshot"],
+            SCHEDULED_NAME
+        );
+    }
+    // The second delivery's PUT is refused as a name conflict, and the run resumes the first.
+    assert_eq!(snapshot_requests(&stack), [200, 400]);
+    let kept = &second.output_of("retention").expect("retention answered")["kept"];
+    assert_eq!(kept.as_array().map(Vec::len), Some(1), "{kept}");
+}
+
+#[tokio::test]
+async fn an_auth_error_is_not_retried() {
+    let stack = seeded_stack().await;
+    let workflow = workflow(&stack).await;
+    stack
+        .deps(&[])
+        .opensearch
+        .call(
+            http::Method::PUT,
+            "/_plugins/_security/api/rolesmapping/manage_snapshots",
+            &[],
+            Some(&json!({"backend_roles": []})),
+        )
+        .await
+        .expect("the role mapping is replaced");
+
+    let execution = run(&workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+
+    assert_eq!(execution.status, failed_run());
+    assert_eq!(
+        execution.path(),
+        [
+            "CollectInput",
+            "NormaliseInput",
+            "Register",
+            "Notify",
+            "Failed"
+        ]
+    );
+    assert_eq!(execution.invocations_of("register"), 1);
+    assert!(execution.retries_of("Register").is_empty());
+    assert_eq!(notified(&execution)["error"]["Error"], "AuthError");
+}
+
+#[tokio::test]
+async fn a_snapshot_that_never_finishes_times_the_execution_out_and_the_alarm_notifies() {
+    let stack = seeded_stack().await;
+    let workflow = workflow(&stack).await;
+    stack
+        .local
+        .control()
+        .set_next_snapshot_outcome(SnapshotOutcome::NeverFinishes);
+
+    // Hundreds of polls fill the six hours: each pause lasts a millisecond.
+    let execution = run(
+        &workflow,
+        json!({"scheduled_time": SCHEDULED}),
+        Duration::from_millis(1),
+    )
+    .await;
+
+    assert_eq!(execution.status, Status::TimedOut);
+    assert_eq!(execution.virtual_duration(), Duration::from_secs(6 * 3600));
+    let path = execution.path();
+    assert!(!path.contains(&"Notify") && !path.contains(&"Verify"));
+    assert_eq!(path.last(), Some(&"WaitForSnapshot"));
+    let sources: Vec<_> = execution
+        .notifications
+        .iter()
+        .map(|notification| &notification.source)
+        .collect();
+    assert_eq!(sources, [&NotificationSource::FailedRunsAlarm]);
+    assert_eq!(
+        execution.notifications[0].message["Metric"],
+        "ExecutionsTimedOut"
     );
 }
