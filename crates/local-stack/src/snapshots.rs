@@ -928,13 +928,40 @@ impl Emulator {
             (captured, decided, done_sender)
         };
 
+        // The plan (which files are new) is made before answering, so that `_status` reports
+        // incremental and total sizes from the first poll on.
+        let failed_shards: BTreeSet<(String, u32)> = decided
+            .failures
+            .iter()
+            .map(|failure| (failure.index.clone(), failure.shard_id))
+            .collect();
+        let plan = match repository_writer::plan(&store, &captured, &failed_shards).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                self.running
+                    .lock()
+                    .unwrap()
+                    .retain(|running| running.uuid != uuid);
+                return Err(repository_read_error(repository_name, &error));
+            }
+        };
+        if let Some(entry) = self
+            .running
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|running| running.uuid == uuid)
+        {
+            entry.plan = Some(plan.clone());
+        }
+
         let emulator = self.clone();
         let task_uuid = uuid.clone();
         let repository_label = repository_name.to_owned();
         let snapshot_label = name.to_owned();
         let task = tokio::spawn(async move {
             let result = emulator
-                .run_snapshot(&store, &task_uuid, captured, decided, include_global_state, metadata, (version_name, version_id))
+                .run_snapshot(&store, &task_uuid, captured, plan, decided, include_global_state, metadata, (version_name, version_id))
                 .await
                 .map_err(|error| {
                     tracing::warn!(repository = %repository_label, %error, "snapshot could not be written");
@@ -1056,22 +1083,16 @@ impl Emulator {
         store: &BlobStore,
         uuid: &str,
         captured: Vec<CapturedIndex>,
+        plan: SnapshotPlan,
         decided: Decided,
         include_global_state: bool,
         metadata: Option<Map<String, Value>>,
         version: (&str, i64),
     ) -> Result<Value, RepositoryError> {
-        let failed_shards: BTreeSet<(String, u32)> = decided
-            .failures
-            .iter()
-            .map(|failure| (failure.index.clone(), failure.shard_id))
-            .collect();
-        let plan = repository_writer::plan(store, &captured, &failed_shards).await?;
         let (name, start_millis, started) = {
-            let mut running = self.running.lock().unwrap();
-            let entry = running.iter_mut().find(|running| running.uuid == uuid);
+            let running = self.running.lock().unwrap();
+            let entry = running.iter().find(|running| running.uuid == uuid);
             let entry = entry.ok_or_else(|| RepositoryError::MissingBlob("aborted".to_owned()))?;
-            entry.plan = Some(plan.clone());
             (entry.name.clone(), entry.start_millis, entry.started)
         };
         if decided.never_finishes {
