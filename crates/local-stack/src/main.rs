@@ -75,20 +75,27 @@ fn credentials_from_environment() -> (Credentials, bool) {
     }
 }
 
-async fn wait_for_stop_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let sigterm = async {
-        match terminate.as_mut() {
-            Some(signal) => {
-                signal.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+/// SIGINT and SIGTERM handlers, installed before anything is printed so that a signal sent as
+/// soon as the endpoints appear is not lost.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = sigterm => {}
     }
 }
 
@@ -99,6 +106,13 @@ async fn main() -> ExitCode {
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
+        }
+    };
+    let mut stop_signals = match StopSignals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("ossnap-local: cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
         }
     };
     let (credentials, development) = credentials_from_environment();
@@ -161,7 +175,7 @@ async fn main() -> ExitCode {
     println!();
     println!("Ctrl-C stops it; the data directory is kept.");
 
-    wait_for_stop_signal().await;
+    stop_signals.wait().await;
     println!("stopping ossnap-local");
     stack.shutdown().await;
     ExitCode::SUCCESS
