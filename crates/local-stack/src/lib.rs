@@ -214,6 +214,28 @@ impl LocalStack {
         &self.emulator.control
     }
 
+    /// The environment ossnap's functions (and the AWS SDKs) need to talk to this stack:
+    /// `OPENSEARCH_ENDPOINT`, `AWS_ENDPOINT_URL_S3`, the credentials, `AWS_REGION`,
+    /// `SNAPSHOT_BUCKET`. The binary prints these as `export` lines.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        let credentials = &self.config.credentials;
+        let mut environment = vec![
+            ("OPENSEARCH_ENDPOINT", self.opensearch_endpoint()),
+            ("AWS_ENDPOINT_URL_S3", self.s3_endpoint()),
+            ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                credentials.secret_access_key.clone(),
+            ),
+        ];
+        if let Some(token) = &credentials.session_token {
+            environment.push(("AWS_SESSION_TOKEN", token.clone()));
+        }
+        environment.push(("AWS_REGION", self.config.region.clone()));
+        environment.push(("SNAPSHOT_BUCKET", self.config.bucket.clone()));
+        environment
+    }
+
     /// An aws-sdk-s3 client for the embedded S3 server (path-style, the configured credentials),
     /// for tests that look at what the emulator wrote.
     pub fn s3_client(&self) -> aws_sdk_s3::Client {

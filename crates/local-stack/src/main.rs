@@ -157,21 +157,9 @@ async fn main() -> ExitCode {
         );
     }
     println!();
-    println!("export OPENSEARCH_ENDPOINT={}", stack.opensearch_endpoint());
-    println!("export AWS_ENDPOINT_URL_S3={}", stack.s3_endpoint());
-    println!(
-        "export AWS_ACCESS_KEY_ID={}",
-        config.credentials.access_key_id
-    );
-    println!(
-        "export AWS_SECRET_ACCESS_KEY={}",
-        config.credentials.secret_access_key
-    );
-    if let Some(token) = &config.credentials.session_token {
-        println!("export AWS_SESSION_TOKEN={token}");
+    for (name, value) in stack.environment() {
+        println!("export {name}={value}");
     }
-    println!("export AWS_REGION={}", config.region);
-    println!("export SNAPSHOT_BUCKET={}", config.bucket);
     println!();
     println!("Ctrl-C stops it; the data directory is kept.");
 
