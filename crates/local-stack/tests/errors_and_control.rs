@@ -83,6 +83,20 @@ async fn bad_signatures_get_the_aws_front_door_messages() {
         json!({"Message": "User: anonymous is not authorized to perform: es:ESHttpGet"})
     );
 
+    // Signed with the payload hash header, as ossnap-core signs.
+    let mut settings = aws_sigv4::http_request::SigningSettings::default();
+    settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+    let mut with_hash = build(&endpoint, "PUT", "/hashed", Some(&json!({})));
+    common::sign_request_with(
+        &mut with_hash,
+        &credentials,
+        "us-east-1",
+        SystemTime::now(),
+        settings,
+    );
+    assert!(with_hash.headers().contains_key("x-amz-content-sha256"));
+    assert_eq!(send(&endpoint, with_hash).await.status, 200);
+
     assert_eq!(client.call("GET", "/", None).await.status, 200);
     let log = stack.control().requests();
     assert_eq!(

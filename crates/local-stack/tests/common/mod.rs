@@ -79,6 +79,23 @@ pub fn sign_request(
     region: &str,
     time: SystemTime,
 ) {
+    sign_request_with(
+        request,
+        credentials,
+        region,
+        time,
+        SigningSettings::default(),
+    );
+}
+
+/// Signs with explicit settings (e.g. the `x-amz-content-sha256` header ossnap-core sends).
+pub fn sign_request_with(
+    request: &mut http::Request<Vec<u8>>,
+    credentials: &Credentials,
+    region: &str,
+    time: SystemTime,
+    settings: SigningSettings,
+) {
     let identity = aws_credential_types::Credentials::new(
         credentials.access_key_id.clone(),
         credentials.secret_access_key.clone(),
@@ -92,7 +109,7 @@ pub fn sign_request(
         .region(region)
         .name("es")
         .time(time)
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .expect("signing params")
         .into();
