@@ -11,8 +11,9 @@
 //   seconds the definition asks for, and the execution times out when that clock passes the
 //   definition's TimeoutSeconds, so a run that lasts hours on AWS takes seconds here.
 //
-// Every line has `type`, `elapsed_ms` (real) and `virtual_seconds`; the last one is
-// ExecutionSucceeded, ExecutionFailed or ExecutionTimedOut.
+// Every line has `type`, `elapsed_ms` (real) and `virtual_seconds`. The types are the library's
+// events, LambdaFunctionSucceeded (a function's own output, as in the execution history) and
+// Notification; the last line is ExecutionSucceeded, ExecutionFailed or ExecutionTimedOut.
 
 import { readFile } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
@@ -126,7 +127,7 @@ async function unlessTimedOut(task) {
   return timedOut ? new Promise(() => {}) : task();
 }
 
-async function invokeLambda(functionName, input) {
+async function invokeLambda(stateName, functionName, input) {
   const response = await fetch(
     `${invokeEndpoint}/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`,
     {
@@ -142,6 +143,7 @@ async function invokeLambda(functionName, input) {
   if (response.headers.has("x-amz-function-error")) {
     throw namedError(payload.errorType, payload.errorMessage);
   }
+  emit({ type: "LambdaFunctionSucceeded", state: stateName, function: functionName, output: payload });
   return payload;
 }
 
@@ -164,7 +166,7 @@ function publishToSns(input) {
 function localHandler(stateName, resource) {
   const lambda = resource.match(/^arn:aws[a-z-]*:lambda:[^:]+:\d{12}:function:([^:]+)$/);
   if (lambda) {
-    return (input) => unlessTimedOut(() => invokeLambda(lambda[1], input));
+    return (input) => unlessTimedOut(() => invokeLambda(stateName, lambda[1], input));
   }
   if (/^arn:aws[a-z-]*:states:::sns:publish$/.test(resource)) {
     return (input) => unlessTimedOut(() => publishToSns(input));

@@ -106,6 +106,12 @@ pub enum EventKind {
         state: String,
         next: String,
     },
+    /// A function's own output, before the state's ResultPath places it.
+    LambdaFunctionSucceeded {
+        state: String,
+        function: String,
+        output: Value,
+    },
     /// A message the sns:publish task would have published.
     Notification {
         topic_arn: String,
@@ -268,10 +274,13 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    /// Starts every function with `stack`'s environment and `extra_env` on top.
+    /// Starts every function with `stack`'s environment and `extra_env` on top. Their logs (what
+    /// CloudWatch Logs would get) go to `logs/<function>.log`, or to this process's stdout and
+    /// stderr without `logs`.
     pub async fn start(
         stack: &TestStack,
         extra_env: &[(&str, &str)],
+        logs: Option<&Path>,
     ) -> Result<Workflow, WorkflowError> {
         node_binary()?;
         let mut env = stack.env();
@@ -283,7 +292,16 @@ impl Workflow {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut processes = Processes::new();
         for (_, function) in FUNCTIONS {
-            let process = LambdaProcess::start(&function_binary(function), &env)
+            let mut command = Command::new(function_binary(function));
+            if let Some(directory) = logs {
+                let log = std::fs::File::create(directory.join(format!("{function}.log")))
+                    .map_err(|e| WorkflowError(format!("{function}'s log: {e}")))?;
+                let log_too = log
+                    .try_clone()
+                    .map_err(|e| WorkflowError(format!("{function}'s log: {e}")))?;
+                command.stdout(log).stderr(log_too);
+            }
+            let process = LambdaProcess::start_command(command, function, &env)
                 .await
                 .map_err(|e| WorkflowError(format!("{function} does not start: {e}")))?;
             processes.insert(function.to_string(), tokio::sync::Mutex::new(process));

@@ -34,7 +34,7 @@ async fn seeded_stack() -> TestStack {
 }
 
 async fn workflow(stack: &TestStack) -> Workflow {
-    Workflow::start(stack, &[])
+    Workflow::start(stack, &[], None)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -284,7 +284,9 @@ async fn a_snapshot_that_never_finishes_times_the_execution_out_and_the_alarm_no
         .control()
         .set_next_snapshot_outcome(SnapshotOutcome::NeverFinishes);
 
-    // Hundreds of polls fill the six hours: each pause lasts a millisecond.
+    // The emulator's clock is real time, so check-status sees a snapshot only just started and
+    // asks for its shortest wait (30 s) every time: 720 polls fill the six hours. Each pause
+    // lasts a millisecond.
     let execution = run(
         &workflow,
         json!({"scheduled_time": SCHEDULED}),

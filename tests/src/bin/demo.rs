@@ -1,139 +1,359 @@
 //! `make demo`: the main job on the local stack. Starts the local S3 and OpenSearch emulator,
-//! seeds a few indices, then runs register → snapshot → check-status (polled until done) as
-//! Lambda runs them, and tells what happened and where the snapshot lies in the bucket.
+//! seeds a few indices and two earlier days' snapshots, then runs the state machine as it
+//! deploys (aws-local-stepfunctions, its tasks invoking the function binaries as Lambda does)
+//! once, telling each state as it is entered, and what the run did, where the snapshot lies and
+//! what it cost.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ossnap_tests::{function_binary, FunctionError, LambdaProcess, TestStack};
+use ossnap_core::event::Invocation;
+use ossnap_core::register::{self, RegisterInput};
+use ossnap_core::snapshot::{self, SnapshotInput};
+use ossnap_core::Deps;
+use ossnap_tests::stack::BASE_PATH;
+use ossnap_tests::workflow::{Event, EventKind, Execution, Status, Workflow};
+use ossnap_tests::TestStack;
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
-/// The local stack's snapshots take seconds, not the minutes `wait_seconds` plans for.
-const DEMO_POLL: Duration = Duration::from_millis(500);
+/// Long enough for a few polls to watch the snapshot progress.
+const SNAPSHOT_DURATION: Duration = Duration::from_millis(1500);
+/// What each Wait and Retry pause really lasts; the execution's clock counts the ASL's seconds.
+const PAUSE: Duration = Duration::from_millis(400);
+const INDICES: [(&str, usize); 3] = [
+    ("logs-2026.11.27", 40),
+    ("logs-2026.11.28", 25),
+    ("orders", 10),
+];
+/// Retention keeps this run's snapshot and yesterday's, and deletes the one before.
+const RETENTION: [(&str, &str); 1] = [("RETENTION_MAX_COUNT", "2")];
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let started = Instant::now();
-    match run().await {
-        Ok(()) => {
-            println!("\ndone in {:.1}s", started.elapsed().as_secs_f64());
-            ExitCode::SUCCESS
+    match demo().await {
+        Ok(execution) => {
+            println!(
+                "\ntotal time {:.1} s (the run itself {:.1} s here, {} on the execution's clock)",
+                started.elapsed().as_secs_f64(),
+                execution.real_duration.as_secs_f64(),
+                clock(execution.virtual_duration().as_secs_f64())
+            );
+            if execution.status == Status::Succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(error) => {
-            eprintln!(
-                "\nthe run failed: {}: {}",
-                error.error_type, error.error_message
-            );
+            eprintln!("\nthe demo could not run: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run() -> Result<(), FunctionError> {
-    let stack =
-        TestStack::start_with(|config| config.snapshot_duration = Duration::from_secs(3)).await;
+async fn demo() -> Result<Execution, Box<dyn std::error::Error>> {
+    let stack = TestStack::start_with(|config| config.snapshot_duration = SNAPSHOT_DURATION).await;
+    let bucket = stack.local.config().bucket.clone();
     println!(
-        "local stack: OpenSearch {}  S3 {}",
+        "local stack   OpenSearch {}   S3 {} (bucket {bucket})",
         stack.local.opensearch_endpoint(),
         stack.local.s3_endpoint()
     );
     let deps = stack.deps(&[]);
-    for (index, docs) in [
-        ("logs-2026.11.27", 40),
-        ("logs-2026.11.28", 25),
-        ("orders", 10),
-    ] {
+    for (index, docs) in INDICES {
         stack.seed_index(&deps, index, docs).await;
-        println!("seeded {index} with {docs} documents");
     }
-    let env_owned = stack.env();
-    let env: Vec<(&str, &str)> = env_owned
+    let seeded: Vec<String> = INDICES
         .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .map(|(index, docs)| format!("{index} ({docs} documents)"))
         .collect();
-    let start = |name: &'static str| {
-        let env = env.clone();
-        async move {
-            LambdaProcess::start(&function_binary(name), &env)
-                .await
-                .expect("the function starts")
-        }
-    };
+    println!("indices       {}", seeded.join(", "));
 
-    println!("\n▶ register");
-    let registered = start("register").await.invoke(json!({})).await?;
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
+    let earlier = take_earlier_snapshots(&deps, now).await?;
     println!(
-        "  repository {} {} ({} node(s) verified)",
-        registered["repository"], registered["status"], registered["verified_nodes"]
+        "earlier runs  {} (taken directly, as the two previous days' runs would have)",
+        earlier.join(", ")
     );
+    let policy: Vec<String> = RETENTION.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("retention     {}", policy.join(" "));
 
-    println!("▶ snapshot");
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("now formats");
-    let started = start("snapshot")
-        .await
-        .invoke(json!({"scheduled_time": now}))
+    let logs = std::env::temp_dir().join("ossnap-demo-logs");
+    std::fs::create_dir_all(&logs)?;
+    let workflow = Workflow::start(&stack, &RETENTION, Some(&logs)).await?;
+    println!("function logs {}/<function>.log", logs.display());
+    let input = json!({"scheduled_time": now.format(&Rfc3339)?});
+    println!(
+        "\nrunning infra/statemachine/snapshot.asl.json on {input}\n\
+         (each Wait and Retry pause lasts {} ms here and its ASL seconds on the execution's clock)\n",
+        PAUSE.as_millis()
+    );
+    let execution = workflow
+        .run(input, PAUSE, |event| {
+            tell(event);
+            if let EventKind::LambdaFunctionSucceeded { output, .. } = &event.kind {
+                if output["state"] == "IN_PROGRESS" {
+                    tell_progress(&deps, output);
+                }
+            }
+        })
         .await?;
-    println!(
-        "  {} started in {} ({})",
-        started["snapshot"], started["repository"], started["state"]
-    );
 
-    let mut check = start("check-status").await;
-    let input = json!({"repository": started["repository"], "snapshot": started["snapshot"]});
-    let report: Value = loop {
-        tokio::time::sleep(DEMO_POLL).await;
-        println!("▶ check-status");
-        let report = check.invoke(input.clone()).await?;
+    println!("\n{}", execution.status.name());
+    if let Status::Failed { error, cause } = &execution.status {
+        println!("  {error}: {cause}");
+    }
+    for notification in &execution.notifications {
         println!(
-            "  {}  (on AWS the next poll would be in {}s)",
-            report["state"], report["wait_seconds"]
+            "notified      {:?} → {}: {}",
+            notification.source,
+            notification.topic_arn,
+            notification.subject.as_deref().unwrap_or_default()
         );
-        if report["done"] == true {
-            break report;
+    }
+    if let Some(report) = execution.output_of("check-status") {
+        describe_snapshot(&stack, &bucket, report, execution.output_of("verify")).await?;
+    }
+    if let Some(retention) = execution.output_of("retention") {
+        for (verb, key) in [
+            ("kept", "kept"),
+            ("deleted", "deleted"),
+            ("skipped", "skipped"),
+        ] {
+            for decision in retention[key].as_array().into_iter().flatten() {
+                println!(
+                    "retention     {verb} {}: {}",
+                    text(&decision["snapshot"]),
+                    text(&decision["reason"])
+                );
+            }
         }
+    }
+    println!("cost          {}", execution.cost_drivers());
+    drop(workflow);
+    stack.local.shutdown().await;
+    Ok(execution)
+}
+
+/// Yesterday's and the day before's snapshots, as the scheduled runs of those days took them.
+async fn take_earlier_snapshots(
+    deps: &Deps,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    register::run(
+        deps,
+        Invocation {
+            input: RegisterInput::default(),
+            scheduled_time: None,
+        },
+    )
+    .await?;
+    let mut names = Vec::new();
+    for days_ago in [2, 1] {
+        let started = snapshot::run(
+            deps,
+            Invocation {
+                input: SnapshotInput::default(),
+                scheduled_time: Some(now - time::Duration::days(days_ago)),
+            },
+            "demo-setup",
+        )
+        .await?;
+        while deps
+            .opensearch
+            .get_snapshot(&started.repository, &started.snapshot)
+            .await?
+            .state
+            .as_deref()
+            == Some("IN_PROGRESS")
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        names.push(started.snapshot);
+    }
+    Ok(names)
+}
+
+/// Prints one event of the run as it happens.
+fn tell(event: &Event) {
+    let at = clock(event.virtual_seconds);
+    match &event.kind {
+        EventKind::StateEntered {
+            state,
+            wait_seconds: Some(seconds),
+            ..
+        } => println!("{at}  ▶ {state:<16} waits {seconds} s"),
+        EventKind::StateEntered { state, .. } => println!("{at}  ▶ {state}"),
+        EventKind::LambdaFunctionSucceeded {
+            function, output, ..
+        } => println!("{at}      {}", summary(function, output)),
+        EventKind::StateFailed { error, cause, .. } => println!("{at}      ✗ {error}: {cause}"),
+        EventKind::StateRetried {
+            attempt,
+            delay_seconds,
+            ..
+        } => println!("{at}      ↻ retry {attempt}, after up to {delay_seconds} s"),
+        EventKind::StateCaught { next, .. } => println!("{at}      caught → {next}"),
+        EventKind::Notification {
+            topic_arn, message, ..
+        } => println!("{at}      published to {topic_arn}: {message}"),
+        EventKind::ExecutionTimedOut { timeout_seconds } => {
+            println!("{at}  ⏱ the execution timed out after {timeout_seconds} s")
+        }
+        _ => {}
+    }
+}
+
+/// How far the running snapshot is, from its `_status`, as an operator watching it would see.
+fn tell_progress(deps: &Deps, snapshot: &Value) {
+    let (Some(repository), Some(name)) = (
+        snapshot["repository"].as_str(),
+        snapshot["snapshot"].as_str(),
+    ) else {
+        return;
     };
+    let status = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current()
+            .block_on(deps.opensearch.snapshot_status(repository, name))
+    });
+    let Ok(status) = status else {
+        return;
+    };
+    let shards = status.shards_stats.unwrap_or_default();
+    let stats = status.stats.unwrap_or_default();
+    let processed = stats.processed.unwrap_or_default().size_in_bytes;
+    let to_upload = stats
+        .incremental
+        .or(stats.total)
+        .unwrap_or_default()
+        .size_in_bytes;
+    // Files already in the repository from earlier snapshots are not uploaded again.
+    let bytes = if to_upload > 0 {
+        format!(", {processed}/{to_upload} new bytes uploaded")
+    } else {
+        String::new()
+    };
+    println!(
+        "                 progress: {}/{} shards done{bytes}",
+        shards.done, shards.total
+    );
+}
+
+/// One line on what a function answered.
+fn summary(function: &str, output: &Value) -> String {
+    match function {
+        "register" => format!(
+            "repository {} {}",
+            text(&output["repository"]),
+            text(&output["status"])
+        ),
+        "snapshot" => format!(
+            "snapshot {} {}",
+            text(&output["snapshot"]),
+            text(&output["state"])
+        ),
+        "check-status" if output["done"] == true => format!(
+            "{} {}, shards {}/{} done, {} failed",
+            text(&output["snapshot"]),
+            text(&output["state"]),
+            output["shards"]["successful"],
+            output["shards"]["total"],
+            output["shards"]["failed"]
+        ),
+        "check-status" => format!(
+            "{} {}; look again in {} s",
+            text(&output["snapshot"]),
+            text(&output["state"]),
+            output["wait_seconds"]
+        ),
+        "verify" => format!(
+            "verified in S3: {} indices, {} shards, {} blobs, {} bytes",
+            output["indices"], output["shards"], output["blobs"], output["bytes"]
+        ),
+        "retention" => format!(
+            "kept {}, deleted {}",
+            names(&output["kept"]),
+            names(&output["deleted"])
+        ),
+        _ => output.to_string(),
+    }
+}
+
+/// The snapshot's state, its shards and size, and where it lies in the local S3.
+async fn describe_snapshot(
+    stack: &TestStack,
+    bucket: &str,
+    report: &Value,
+    verified: Option<&Value>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let shards = &report["shards"];
     println!(
-        "\nsnapshot {}: {}, healthy: {}, shards {} total / {} successful / {} failed",
-        report["snapshot"],
-        report["state"],
-        report["healthy"],
+        "snapshot      {}: {}{}, shards {} total, {} successful, {} failed",
+        text(&report["snapshot"]),
+        text(&report["state"]),
+        if report["healthy"] == true {
+            " (healthy)"
+        } else {
+            ""
+        },
         shards["total"],
         shards["successful"],
         shards["failed"]
     );
-
-    let bucket = &stack.local.config().bucket;
     let listing = stack
         .local
         .s3_client()
         .list_objects_v2()
         .bucket(bucket)
-        .prefix(ossnap_tests::stack::BASE_PATH)
+        .prefix(BASE_PATH)
         .send()
-        .await
-        .expect("the local bucket lists");
+        .await?;
     let objects = listing.contents();
-    let bytes: i64 = objects.iter().filter_map(|o| o.size()).sum();
+    let repository_bytes: i64 = objects.iter().filter_map(|object| object.size()).sum();
+    if let Some(verified) = verified {
+        println!(
+            "size          {} bytes of shard data in {} blobs",
+            verified["bytes"], verified["blobs"]
+        );
+    }
     println!(
-        "in s3://{bucket}/{}/: {} objects, {bytes} bytes",
-        ossnap_tests::stack::BASE_PATH,
+        "in S3         s3://{bucket}/{BASE_PATH}/ at {}: the repository holds {} objects, {repository_bytes} bytes; at its top:",
+        stack.local.s3_endpoint(),
         objects.len()
     );
-    for object in objects
+    for key in objects
         .iter()
-        .filter(|o| !o.key().unwrap_or_default().contains("/indices/"))
+        .filter_map(|object| object.key())
+        .filter(|key| !key.contains("/indices/"))
     {
-        println!("  {}", object.key().unwrap_or_default());
+        println!("                {key}");
     }
-    if report["healthy"] != true {
-        return Err(FunctionError {
-            error_type: "SnapshotNotHealthy".into(),
-            error_message: report.to_string(),
-        });
-    }
-    stack.local.shutdown().await;
     Ok(())
+}
+
+fn names(decisions: &Value) -> String {
+    let names: Vec<&str> = decisions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|decision| decision["snapshot"].as_str())
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("?")
+}
+
+/// `h:mm:ss` on the execution's clock.
+fn clock(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    format!("{}:{:02}:{:02}", whole / 3600, whole / 60 % 60, whole % 60)
 }
