@@ -10,8 +10,9 @@ PY_TOOLS      := cargo-lambda==1.9.2 botocore==1.44.8
 
 .PHONY: build demo test test-rust lint package bench deploy tools
 
-# The main job on the local stack: register, snapshot, check-status until done.
-demo: tools
+# The main job on the local stack: the state machine as it deploys, run once by
+# aws-local-stepfunctions with the function binaries as its Lambda functions (workflow/workflow.mk).
+demo: tools workflow-tools
 	cargo build --workspace --bins
 	cargo run -q -p ossnap-tests --bin demo
 

@@ -22,11 +22,9 @@ use time::OffsetDateTime;
 const SNAPSHOT_DURATION: Duration = Duration::from_millis(1500);
 /// What each Wait and Retry pause really lasts; the execution's clock counts the ASL's seconds.
 const PAUSE: Duration = Duration::from_millis(400);
-const INDICES: [(&str, usize); 3] = [
-    ("logs-2026.11.27", 40),
-    ("logs-2026.11.28", 25),
-    ("orders", 10),
-];
+/// Indices the earlier runs saw, and today's, which only this run uploads.
+const EARLIER_INDICES: [(&str, usize); 2] = [("logs-2026.11.27", 40), ("orders", 10)];
+const TODAYS_INDEX: (&str, usize) = ("logs-2026.11.28", 25);
 /// Retention keeps this run's snapshot and yesterday's, and deletes the one before.
 const RETENTION: [(&str, &str); 1] = [("RETENTION_MAX_COUNT", "2")];
 
@@ -63,21 +61,14 @@ async fn demo() -> Result<Execution, Box<dyn std::error::Error>> {
         stack.local.s3_endpoint()
     );
     let deps = stack.deps(&[]);
-    for (index, docs) in INDICES {
-        stack.seed_index(&deps, index, docs).await;
-    }
-    let seeded: Vec<String> = INDICES
-        .iter()
-        .map(|(index, docs)| format!("{index} ({docs} documents)"))
-        .collect();
-    println!("indices       {}", seeded.join(", "));
-
+    seed(&stack, &deps, &EARLIER_INDICES).await;
     let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
     let earlier = take_earlier_snapshots(&deps, now).await?;
     println!(
         "earlier runs  {} (taken directly, as the two previous days' runs would have)",
         earlier.join(", ")
     );
+    seed(&stack, &deps, &[TODAYS_INDEX]).await;
     let policy: Vec<String> = RETENTION.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!("retention     {}", policy.join(" "));
 
@@ -115,7 +106,14 @@ async fn demo() -> Result<Execution, Box<dyn std::error::Error>> {
         );
     }
     if let Some(report) = execution.output_of("check-status") {
-        describe_snapshot(&stack, &bucket, report, execution.output_of("verify")).await?;
+        describe_snapshot(
+            &stack,
+            &deps,
+            &bucket,
+            report,
+            execution.output_of("verify"),
+        )
+        .await?;
     }
     if let Some(retention) = execution.output_of("retention") {
         for (verb, key) in [
@@ -136,6 +134,13 @@ async fn demo() -> Result<Execution, Box<dyn std::error::Error>> {
     drop(workflow);
     stack.local.shutdown().await;
     Ok(execution)
+}
+
+async fn seed(stack: &TestStack, deps: &Deps, indices: &[(&str, usize)]) {
+    for (index, docs) in indices {
+        stack.seed_index(deps, index, *docs).await;
+        println!("indexed       {index} ({docs} documents)");
+    }
 }
 
 /// Yesterday's and the day before's snapshots, as the scheduled runs of those days took them.
@@ -285,6 +290,7 @@ fn summary(function: &str, output: &Value) -> String {
 /// The snapshot's state, its shards and size, and where it lies in the local S3.
 async fn describe_snapshot(
     stack: &TestStack,
+    deps: &Deps,
     bucket: &str,
     report: &Value,
     verified: Option<&Value>,
@@ -320,16 +326,27 @@ async fn describe_snapshot(
         );
     }
     println!(
-        "in S3         s3://{bucket}/{BASE_PATH}/ at {}: the repository holds {} objects, {repository_bytes} bytes; at its top:",
+        "in S3         s3://{bucket}/{BASE_PATH}/ at {} (removed when the demo ends): \
+         the repository holds {} objects, {repository_bytes} bytes; this snapshot's own:",
         stack.local.s3_endpoint(),
         objects.len()
     );
-    for key in objects
+    // Its SnapshotInfo and metadata blobs carry its uuid; its shard data lies under indices/.
+    let uuid = deps
+        .opensearch
+        .get_snapshot(text(&report["repository"]), text(&report["snapshot"]))
+        .await?
+        .uuid
+        .unwrap_or_default();
+    for object in objects
         .iter()
-        .filter_map(|object| object.key())
-        .filter(|key| !key.contains("/indices/"))
+        .filter(|object| !uuid.is_empty() && object.key().is_some_and(|key| key.contains(&uuid)))
     {
-        println!("                {key}");
+        println!(
+            "                {} ({} bytes)",
+            object.key().unwrap_or_default(),
+            object.size().unwrap_or_default()
+        );
     }
     Ok(())
 }
