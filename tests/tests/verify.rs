@@ -18,6 +18,7 @@ fn verifier(stack: &TestStack) -> Verifier {
     Verifier {
         settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
         store: Store::new(stack.local.s3_client()),
+        clock: ossnap_core::clock::Clock::without_sleeps(),
     }
 }
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lambda_runtime::LambdaEvent;
+use ossnap_core::clock::Clock;
 use ossnap_core::config::{self, var, Environment, Settings};
 use ossnap_core::event::Invocation;
 use ossnap_core::function::prepare;
@@ -62,6 +63,7 @@ pub struct VerifyOutput {
 pub struct Verifier {
     pub settings: Settings,
     pub store: Store,
+    pub clock: Clock,
 }
 
 impl Verifier {
@@ -82,6 +84,7 @@ impl Verifier {
         Ok(Verifier {
             settings,
             store: Store::new(s3),
+            clock: Clock::system(),
         })
     }
 }
@@ -121,7 +124,7 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
     let store = verifier.store.scoped(bucket.clone(), base_path.clone());
     let checked = check_snapshot(&store, &snapshot).await?;
     let s3_requests = store.counts();
-    let now_ms = ossnap_core::clock::Clock::system().now_millis();
+    let now_ms = verifier.clock.now_millis();
     if !checked.damage.is_empty() {
         metrics::emit(
             "verify",
