@@ -80,11 +80,12 @@ function substitute(text, values) {
 }
 
 /**
- * A pause that really lasted `pauseMs` stood for `seconds`: move the clock, or time the execution
+ * A pause that really lasts `pauseMs` stands for `seconds`: move the clock, or time the execution
  * out when the pause reaches past TimeoutSeconds (Step Functions would stop it in mid-pause).
+ * `alreadyPausedMs` is how much of the real pause has passed (all of it before a StateRetried).
  */
-function pause(seconds) {
-  if (virtualSeconds() + seconds - pauseMs / 1000 > timeoutSeconds) {
+function pause(seconds, alreadyPausedMs) {
+  if (virtualSeconds() - alreadyPausedMs / 1000 + seconds > timeoutSeconds) {
     virtualExtraSeconds = timeoutSeconds - (performance.now() - startedAt) / 1000;
     timedOut = true;
     emit({ type: "ExecutionTimedOut", timeout_seconds: timeoutSeconds });
@@ -201,7 +202,7 @@ for await (const event of execution.eventLogs) {
       if (state.type === "Wait") {
         const seconds = waitSeconds(definitionOfState, state.input);
         emit({ type: event.type, state: state.name, state_type: state.type, wait_seconds: seconds });
-        pause(seconds);
+        pause(seconds, 0);
       } else {
         emit({ type: event.type, state: state.name, state_type: state.type, input: state.input });
       }
@@ -223,7 +224,7 @@ for await (const event of execution.eventLogs) {
         attempt: event.retry.attempt,
         delay_seconds: seconds,
       });
-      pause(seconds);
+      pause(seconds, pauseMs);
       break;
     }
     case "StateCaught":
