@@ -3,6 +3,8 @@
 //! [`LambdaProcess`] serves the Lambda Runtime API on loopback, starts a release or debug
 //! `bootstrap` with the environment Lambda gives it, and hands it one event at a time; the
 //! function's answer comes back as its output or as its `errorType` and `errorMessage`.
+//! [`TestStack`] is the local stack they run against, and [`workflow::Workflow`] the state
+//! machine that chains them, run by aws-local-stepfunctions with these processes as its functions.
 pub mod runtime_api;
 pub mod stack;
 pub mod workflow;

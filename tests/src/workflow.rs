@@ -169,7 +169,6 @@ pub struct Notification {
 #[derive(Debug, Clone)]
 pub struct Invocation {
     pub function: String,
-    pub input: Value,
     pub outcome: Result<Value, FunctionError>,
     pub duration: Duration,
 }
@@ -252,12 +251,14 @@ impl Execution {
         Duration::from_secs_f64(seconds.max(0.0))
     }
 
-    /// Transitions, Lambda invocations and polls, in one line.
+    /// Transitions, Lambda invocations (and their time, which Lambda bills) and polls, in one line.
     pub fn cost_drivers(&self) -> String {
+        let lambda_time: Duration = self.invocations.iter().map(|i| i.duration).sum();
         format!(
-            "{} state transitions, {} Lambda invocations, {} polls",
+            "{} state transitions, {} Lambda invocations ({} ms in all), {} polls",
             self.transitions(),
             self.invocations.len(),
+            lambda_time.as_millis(),
             self.polls()
         )
     }
@@ -327,7 +328,7 @@ impl Workflow {
     /// Runs the state machine once on `input`, telling `observe` of each event as it happens.
     /// Each Wait and Retry pause really lasts `pause`.
     pub async fn run(
-        &self,
+        &mut self,
         input: Value,
         pause: Duration,
         mut observe: impl FnMut(&Event),
@@ -528,7 +529,7 @@ async fn invoke(
         .unwrap_or_default();
     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let started = Instant::now();
-    let outcome = process.lock().await.invoke(input.clone()).await;
+    let outcome = process.lock().await.invoke(input).await;
     let response = match &outcome {
         Ok(output) => json_response(200, output),
         Err(error) => {
@@ -545,7 +546,6 @@ async fn invoke(
     };
     invocations.lock().unwrap().push(Invocation {
         function: function.unwrap_or_default(),
-        input,
         outcome,
         duration: started.elapsed(),
     });

@@ -39,12 +39,12 @@ async fn workflow(stack: &TestStack) -> Workflow {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn run(workflow: &Workflow, input: Value, pause: Duration) -> Execution {
+async fn run(workflow: &mut Workflow, input: Value, pause: Duration) -> Execution {
     run_observed(workflow, input, pause, |_| {}).await
 }
 
 async fn run_observed(
-    workflow: &Workflow,
+    workflow: &mut Workflow,
     input: Value,
     pause: Duration,
     observe: impl FnMut(&Event),
@@ -120,9 +120,9 @@ fn folded_path(execution: &Execution) -> Vec<&str> {
 #[tokio::test]
 async fn the_happy_path_snapshots_verifies_and_applies_retention() {
     let stack = seeded_stack().await;
-    let workflow = workflow(&stack).await;
+    let mut workflow = workflow(&stack).await;
 
-    let execution = run(&workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+    let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
 
     assert_eq!(execution.status, Status::Succeeded);
     assert_eq!(folded_path(&execution), HAPPY_PATH);
@@ -144,11 +144,11 @@ async fn the_happy_path_snapshots_verifies_and_applies_retention() {
 #[tokio::test]
 async fn a_running_automated_snapshot_is_waited_out_then_the_run_succeeds() {
     let stack = seeded_stack().await;
-    let workflow = workflow(&stack).await;
+    let mut workflow = workflow(&stack).await;
     // Started with the execution: still running when Snapshot first asks, over well within
     // Snapshot's six retries.
     let execution = run_observed(
-        &workflow,
+        &mut workflow,
         json!({"scheduled_time": SCHEDULED}),
         Duration::from_millis(150),
         |event| {
@@ -174,7 +174,7 @@ async fn a_running_automated_snapshot_is_waited_out_then_the_run_succeeds() {
 #[tokio::test]
 async fn a_failed_snapshot_is_notified_then_the_run_fails() {
     let stack = seeded_stack().await;
-    let workflow = workflow(&stack).await;
+    let mut workflow = workflow(&stack).await;
     stack
         .local
         .control()
@@ -182,7 +182,7 @@ async fn a_failed_snapshot_is_notified_then_the_run_fails() {
             reason: "disk full on node-1".into(),
         });
 
-    let execution = run(&workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+    let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
 
     assert_eq!(execution.status, failed_run());
     let path = folded_path(&execution);
@@ -200,7 +200,7 @@ async fn a_failed_snapshot_is_notified_then_the_run_fails() {
 #[tokio::test]
 async fn a_504_on_create_is_reconciled_without_a_second_snapshot() {
     let stack = seeded_stack().await;
-    let workflow = workflow(&stack).await;
+    let mut workflow = workflow(&stack).await;
     let mut gateway_timeout = Fault::new(
         "PUT",
         &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"),
@@ -210,7 +210,7 @@ async fn a_504_on_create_is_reconciled_without_a_second_snapshot() {
     gateway_timeout.after_accept = true;
     stack.local.control().add_fault(gateway_timeout);
 
-    let execution = run(&workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+    let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
 
     assert_eq!(execution.status, Status::Succeeded);
     assert_eq!(folded_path(&execution), HAPPY_PATH);
@@ -221,11 +221,11 @@ async fn a_504_on_create_is_reconciled_without_a_second_snapshot() {
 #[tokio::test]
 async fn the_same_scheduled_time_delivered_twice_takes_one_snapshot() {
     let stack = seeded_stack().await;
-    let workflow = workflow(&stack).await;
+    let mut workflow = workflow(&stack).await;
     let input = json!({"scheduled_time": SCHEDULED});
 
-    let first = run(&workflow, input.clone(), PAUSE).await;
-    let second = run(&workflow, input, PAUSE).await;
+    let first = run(&mut workflow, input.clone(), PAUSE).await;
+    let second = run(&mut workflow, input, PAUSE).await;
 
     for execution in [&first, &second] {
         assert_eq!(execution.status, Status::Succeeded);
@@ -244,7 +244,7 @@ async fn the_same_scheduled_time_delivered_twice_takes_one_snapshot() {
 #[tokio::test]
 async fn an_auth_error_is_not_retried() {
     let stack = seeded_stack().await;
-    let workflow = workflow(&stack).await;
+    let mut workflow = workflow(&stack).await;
     stack
         .deps(&[])
         .opensearch
@@ -257,7 +257,7 @@ async fn an_auth_error_is_not_retried() {
         .await
         .expect("the role mapping is replaced");
 
-    let execution = run(&workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+    let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
 
     assert_eq!(execution.status, failed_run());
     assert_eq!(
@@ -278,7 +278,7 @@ async fn an_auth_error_is_not_retried() {
 #[tokio::test]
 async fn a_snapshot_that_never_finishes_times_the_execution_out_and_the_alarm_notifies() {
     let stack = seeded_stack().await;
-    let workflow = workflow(&stack).await;
+    let mut workflow = workflow(&stack).await;
     stack
         .local
         .control()
@@ -288,7 +288,7 @@ async fn a_snapshot_that_never_finishes_times_the_execution_out_and_the_alarm_no
     // asks for its shortest wait (30 s) every time: 720 polls fill the six hours. Each pause
     // lasts a millisecond.
     let execution = run(
-        &workflow,
+        &mut workflow,
         json!({"scheduled_time": SCHEDULED}),
         Duration::from_millis(1),
     )

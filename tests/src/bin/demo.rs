@@ -74,7 +74,7 @@ async fn demo() -> Result<Execution, Box<dyn std::error::Error>> {
 
     let logs = std::env::temp_dir().join("ossnap-demo-logs");
     std::fs::create_dir_all(&logs)?;
-    let workflow = Workflow::start(&stack, &RETENTION, Some(&logs)).await?;
+    let mut workflow = Workflow::start(&stack, &RETENTION, Some(&logs)).await?;
     println!("function logs {}/<function>.log", logs.display());
     let input = json!({"scheduled_time": now.format(&Rfc3339)?});
     println!(
