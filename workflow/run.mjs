@@ -47,7 +47,6 @@ const definition = substitute(
 );
 const timeoutSeconds = definition.TimeoutSeconds ?? Infinity;
 
-const startedAt = performance.now();
 let virtualExtraSeconds = 0;
 let timedOut = false;
 /** Each state's last error, which a StateRetried event follows. */
@@ -188,6 +187,8 @@ const overrides = {
 };
 
 const machine = new StateMachine(definition);
+// The clocks start with the execution, after the definition is validated.
+const startedAt = performance.now();
 const execution = machine.run(JSON.parse(options.input), { overrides, noThrowOnAbort: true });
 
 for await (const event of execution.eventLogs) {
