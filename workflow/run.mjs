@@ -48,7 +48,8 @@ const definition = substitute(
 const timeoutSeconds = definition.TimeoutSeconds ?? Infinity;
 
 let virtualExtraSeconds = 0;
-let timedOut = false;
+/** Set once the execution timed out or failed where the library, its waits overridden, would not. */
+let ended = false;
 /** Each state's last error, which a StateRetried event follows. */
 const lastError = {};
 
@@ -78,6 +79,13 @@ function substitute(text, values) {
   return JSON.parse(replaced);
 }
 
+/** Ends the execution here (it would go on without us otherwise). */
+function endExecution(event) {
+  ended = true;
+  emit(event);
+  execution.abort();
+}
+
 /**
  * A pause that really lasts `pauseMs` stands for `seconds`: move the clock, or time the execution
  * out when the pause reaches past TimeoutSeconds (Step Functions would stop it in mid-pause).
@@ -86,9 +94,7 @@ function substitute(text, values) {
 function pause(seconds, alreadyPausedMs) {
   if (virtualSeconds() - alreadyPausedMs / 1000 + seconds > timeoutSeconds) {
     virtualExtraSeconds = timeoutSeconds - (performance.now() - startedAt) / 1000;
-    timedOut = true;
-    emit({ type: "ExecutionTimedOut", timeout_seconds: timeoutSeconds });
-    execution.abort();
+    endExecution({ type: "ExecutionTimedOut", timeout_seconds: timeoutSeconds });
     return;
   }
   virtualExtraSeconds += seconds - pauseMs / 1000;
@@ -118,25 +124,32 @@ function retryDelaySeconds(retrier, attempt) {
 }
 
 /**
- * The event log runs behind the states by a few microtasks: let it catch up, so that a task whose
- * start lies past the virtual timeout never starts (the returned promise then never settles; the
- * execution is aborted already).
+ * The event log runs behind the states by a few microtasks: let it catch up, so that a task after
+ * the execution's end (say, past the virtual timeout) never starts (the returned promise then
+ * never settles; the execution is aborted already).
  */
 async function unlessTimedOut(task) {
   await afterPendingEvents();
-  return timedOut ? new Promise(() => {}) : task();
+  return ended ? new Promise(() => {}) : task();
 }
 
 async function invokeLambda(stateName, functionName, input) {
-  const response = await fetch(
-    `${invokeEndpoint}/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`,
-    {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(input),
-    },
-  );
-  const payload = await response.json();
+  let response;
+  let payload;
+  try {
+    response = await fetch(
+      `${invokeEndpoint}/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(input),
+      },
+    );
+    payload = await response.json();
+  } catch (error) {
+    // What the AWS SDK reports when it cannot reach Lambda or read its answer.
+    throw namedError("Lambda.SdkClientException", error.message);
+  }
   if (!response.ok) {
     throw namedError("Lambda.ServiceException", JSON.stringify(payload));
   }
@@ -192,7 +205,7 @@ const startedAt = performance.now();
 const execution = machine.run(JSON.parse(options.input), { overrides, noThrowOnAbort: true });
 
 for await (const event of execution.eventLogs) {
-  if (timedOut) break;
+  if (ended) break;
   const state = event.state;
   switch (event.type) {
     case "ExecutionStarted":
@@ -202,8 +215,18 @@ for await (const event of execution.eventLogs) {
       const definitionOfState = definition.States[state.name];
       if (state.type === "Wait") {
         const seconds = waitSeconds(definitionOfState, state.input);
-        emit({ type: event.type, state: state.name, state_type: state.type, wait_seconds: seconds });
-        pause(seconds, 0);
+        // The override skips the library's own check of the value, which AWS makes.
+        if (Number.isInteger(seconds) && seconds >= 0) {
+          emit({ type: event.type, state: state.name, state_type: state.type, wait_seconds: seconds });
+          pause(seconds, 0);
+        } else {
+          emit({ type: event.type, state: state.name, state_type: state.type });
+          endExecution({
+            type: "ExecutionFailed",
+            error: "States.Runtime",
+            cause: `${state.name}: the wait does not reference a non-negative integer: ${JSON.stringify(seconds)}`,
+          });
+        }
       } else {
         emit({ type: event.type, state: state.name, state_type: state.type, input: state.input });
       }
@@ -217,15 +240,18 @@ for await (const event of execution.eventLogs) {
       emit({ type: event.type, state: state.name, error: event.Error, cause: String(event.Cause) });
       break;
     case "StateRetried": {
+      // The library tells of a retry once its pause is over.
       const seconds = retryDelaySeconds(event.retry.retrier, event.retry.attempt);
-      emit({
-        type: event.type,
-        state: state.name,
-        error: lastError[state.name],
-        attempt: event.retry.attempt,
-        delay_seconds: seconds,
-      });
       pause(seconds, pauseMs);
+      if (!ended) {
+        emit({
+          type: event.type,
+          state: state.name,
+          error: lastError[state.name],
+          attempt: event.retry.attempt,
+          delay_seconds: seconds,
+        });
+      }
       break;
     }
     case "StateCaught":
