@@ -64,15 +64,9 @@ async fn run_observed(
     execution
 }
 
-/// The path with the polling loop folded: consecutive repeats of Wait, CheckStatus, IsSnapshotDone
-/// appear once.
-fn failed_run() -> Status {
-    Status::Failed {
-        error: "SnapshotRunFailed".into(),
-        cause: "The snapshot run failed: the SNS notification and the execution history hold \
-                the snapshot, its state and the error."
-            .into(),
-    }
+/// Whether the run ended in the Fail state, which every failure passes through after Notify.
+fn ended_in_fail_state(execution: &Execution) -> bool {
+    matches!(&execution.status, Status::Failed { error, .. } if error == "SnapshotRunFailed")
 }
 
 /// The one message the Notify state published, and the alarm's after it.
@@ -105,6 +99,7 @@ fn snapshot_requests(stack: &TestStack) -> Vec<u16> {
         .collect()
 }
 
+/// The path with the polling loop folded: each of its states appears once, where first entered.
 fn folded_path(execution: &Execution) -> Vec<&str> {
     let path = execution.path();
     let mut folded: Vec<&str> = Vec::new();
@@ -195,7 +190,7 @@ async fn a_failed_snapshot_is_notified_then_the_run_fails() {
 
     let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
 
-    assert_eq!(execution.status, failed_run());
+    assert!(ended_in_fail_state(&execution), "{:?}", execution.status);
     let path = folded_path(&execution);
     assert_eq!(
         path[path.len() - 3..],
@@ -270,7 +265,7 @@ async fn an_auth_error_is_not_retried() {
 
     let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
 
-    assert_eq!(execution.status, failed_run());
+    assert!(ended_in_fail_state(&execution), "{:?}", execution.status);
     assert_eq!(
         execution.path(),
         [
