@@ -229,7 +229,12 @@ fn tell_progress(deps: &Deps, snapshot: &Value) {
     };
     let shards = status.shards_stats.unwrap_or_default();
     let stats = status.stats.unwrap_or_default();
-    let processed = stats.processed.unwrap_or_default().size_in_bytes;
+    // OpenSearch leaves `processed` out once it equals `incremental`.
+    let processed = stats
+        .processed
+        .or(stats.incremental)
+        .unwrap_or_default()
+        .size_in_bytes;
     let to_upload = stats
         .incremental
         .or(stats.total)
