@@ -117,11 +117,12 @@ async fn the_happy_path_snapshots_verifies_and_applies_retention() {
     let stack = seeded_stack().await;
     let mut workflow = workflow(&stack).await;
 
-    // As on AWS when the snapshot takes less than the first wait: the first poll finds it done.
+    // As on AWS when the snapshot takes less than the first wait: the first poll finds it done
+    // (the emulator's snapshot takes 200 ms; the margin is for a loaded machine).
     let execution = run(
         &mut workflow,
         json!({"scheduled_time": SCHEDULED}),
-        Duration::from_millis(400),
+        Duration::from_secs(1),
     )
     .await;
 
@@ -151,18 +152,18 @@ async fn the_happy_path_snapshots_verifies_and_applies_retention() {
 async fn a_running_automated_snapshot_is_waited_out_then_the_run_succeeds() {
     let stack = seeded_stack().await;
     let mut workflow = workflow(&stack).await;
-    // Started with the execution: still running when Snapshot first asks, over well within
-    // Snapshot's six retries.
+    // Started with the execution: still running when Snapshot first asks (Register takes about
+    // a tenth of its time), over well within the 1.8 s of Snapshot's six retries.
     let execution = run_observed(
         &mut workflow,
         json!({"scheduled_time": SCHEDULED}),
-        Duration::from_millis(150),
+        Duration::from_millis(300),
         |event| {
             if let EventKind::ExecutionStarted { .. } = event.kind {
                 stack
                     .local
                     .control()
-                    .start_automated_snapshot(Duration::from_millis(500));
+                    .start_automated_snapshot(Duration::from_millis(1200));
             }
         },
     )
