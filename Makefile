@@ -17,6 +17,7 @@ demo: tools workflow-tools
 	cargo run -q -p ossnap-tests --bin demo
 
 include infra/lint.mk
+include workflow/workflow.mk
 
 build:
 	cargo build --workspace --release
@@ -24,7 +25,7 @@ build:
 # The integration tests start the function binaries as Lambda does, so they are built first.
 test: test-rust lint-infra
 
-test-rust: tools
+test-rust: tools workflow-tools
 	cargo build --workspace --bins
 	cargo test --workspace
 
