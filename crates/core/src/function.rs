@@ -5,13 +5,17 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::clock::Clock;
-use crate::config::{Environment, Settings};
 use crate::error::Result;
 use crate::event::Invocation;
-use crate::opensearch::OpenSearch;
+#[cfg(feature = "opensearch")]
+use crate::{
+    clock::Clock,
+    config::{Environment, Settings},
+    opensearch::OpenSearch,
+};
 
 /// Everything an operation needs, built once per process.
+#[cfg(feature = "opensearch")]
 #[derive(Debug, Clone)]
 pub struct Deps {
     pub settings: Settings,
@@ -19,6 +23,7 @@ pub struct Deps {
     pub clock: Clock,
 }
 
+#[cfg(feature = "opensearch")]
 impl Deps {
     /// Reads the settings and builds the client. An error here is kept and reported by every
     /// invocation (as a `ConfigError` naming the variable) instead of failing the init.

@@ -4,7 +4,10 @@
 //!   input and output shapes and its Lambda `handle`.
 //! - [`opensearch`]: the client (SigV4, basic or no auth), the API calls, and the classification
 //!   of error responses into the one [`error`] taxonomy whose names Step Functions matches.
-//! - [`metrics`]: CloudWatch Embedded Metric Format lines.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines; [`logging`]: the log subscriber.
+//!
+//! The `opensearch` feature (on by default) holds the client and the operations that use it;
+//! `verify`, which reads only S3, builds without it.
 //! - [`event`]: the three shapes an invocation arrives in; [`config`]: settings from the
 //!   environment; [`names`]: validation before any request; [`clock`]: injected time.
 pub mod clock;
@@ -12,13 +15,20 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod function;
+pub mod logging;
 pub mod metrics;
 pub mod names;
+#[cfg(feature = "opensearch")]
 pub mod opensearch;
+#[cfg(feature = "opensearch")]
 pub mod register;
+#[cfg(feature = "opensearch")]
 pub mod retention;
+#[cfg(feature = "opensearch")]
 pub mod snapshot;
+#[cfg(feature = "opensearch")]
 pub mod status;
 
 pub use error::{Error, ErrorKind, Result};
+#[cfg(feature = "opensearch")]
 pub use function::Deps;

@@ -6,7 +6,8 @@ use ossnap_core::retention::{self, Retention};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let retention = Retention::from_env(&Environment::from_process()).await;
+    let env = Environment::from_process();
+    ossnap_core::logging::init(&env);
+    let retention = Retention::from_env(&env).await;
     lambda_runtime::run(service_fn(|event| retention::handle(&retention, event))).await
 }

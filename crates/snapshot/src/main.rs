@@ -6,7 +6,8 @@ use ossnap_core::{snapshot, Deps};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let deps = Deps::from_env(&Environment::from_process()).await;
+    let env = Environment::from_process();
+    ossnap_core::logging::init(&env);
+    let deps = Deps::from_env(&env).await;
     lambda_runtime::run(service_fn(|event| snapshot::handle(&deps, event))).await
 }

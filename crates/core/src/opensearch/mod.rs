@@ -431,18 +431,17 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// rustls with aws-lc-rs and the bundled web PKI roots: the same TLS stack as the AWS SDK's,
-/// and no scan of the system's certificate directories at start.
+/// rustls with ring and the bundled web PKI roots: one small TLS stack (these functions link no
+/// AWS SDK client), no CPU-jitter entropy collection and no scan of the system's certificate
+/// directories at start.
 fn tls_config() -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("aws-lc-rs supports the default TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth()
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 #[cfg(test)]
