@@ -56,6 +56,7 @@ bench: tools .venv-bench/.installed
 			| grep -E '^(rustls|hyper|ring|aws-lc-rs|openssl|native-tls) ' | tr '\n' ' ')"; \
 	done
 	cargo bench -p ossnap-tests --bench cold_start
+	cargo bench -p ossnap-tests --bench verify_repository
 	cargo bench -p ossnap-core --bench sigv4 -- --noplot
 
 # The first deploy is interactive: `sam deploy --template-file infra/template.yaml --guided`

@@ -108,13 +108,14 @@ async fn main() {
     stack.seed_index(&deps, "logs", 10).await;
     let mut summaries = Vec::new();
 
-    let cases: [(&str, EventFor); 3] = [
+    let cases: [(&str, EventFor); 4] = [
         ("register", |_| json!({})),
         (
             "snapshot",
             |run| json!({"snapshot": format!("bench-{run}")}),
         ),
         ("check-status", |_| json!({"snapshot": "bench-0"})),
+        ("verify", |_| json!({"snapshot": "bench-0"})),
     ];
     for (name, event) in cases {
         let binary = bootstrap(name);
@@ -129,44 +130,59 @@ async fn main() {
     }
 
     let python = workspace().join(".venv-bench/bin/python");
-    let python_summary = if python.exists() {
-        let mut samples = Vec::new();
-        for _ in 0..PYTHON_RUNS {
-            let mut command = Command::new(&python);
-            command
-                .args(["-m", "awslambdaric", "app.handler"])
-                .current_dir(workspace().join("bench/python"));
-            let process = LambdaProcess::start_command(command, "register-python", &env)
-                .await
-                .unwrap();
-            samples.push(measure(process, json!({})).await);
+    let mut twins = Vec::new();
+    if python.exists() {
+        for (name, handler, event) in [
+            ("register (Python twin)", "app.handler", json!({})),
+            (
+                "verify (boto3 twin)",
+                "verify_app.handler",
+                json!({"snapshot": "bench-0"}),
+            ),
+        ] {
+            let mut samples = Vec::new();
+            for _ in 0..PYTHON_RUNS {
+                let mut command = Command::new(&python);
+                command
+                    .args(["-m", "awslambdaric", handler])
+                    .current_dir(workspace().join("bench/python"));
+                let process = LambdaProcess::start_command(command, name, &env)
+                    .await
+                    .unwrap();
+                samples.push(measure(process, event.clone()).await);
+            }
+            twins.push(summarize(name, &samples));
         }
-        Some(summarize("register (Python twin)", &samples))
     } else {
         println!(
-            "(no {}: run `make bench` for the Python baseline)",
+            "(no {}: run `make bench` for the Python baselines)",
             python.display()
         );
-        None
-    };
+    }
 
     println!(
         "{:<24} {:>12} {:>12} {:>14}",
         "function", "init p50 ms", "invoke p50 ms", "peak RSS MiB"
     );
-    for s in summaries.iter().chain(python_summary.iter()) {
+    for s in summaries.iter().chain(twins.iter()) {
         println!(
             "{:<24} {:>12.2} {:>12.2} {:>14.2}",
             s.name, s.init_ms, s.invoke_ms, s.peak_rss_mib
         );
     }
-    if let Some(py) = &python_summary {
-        let rust = &summaries[0];
-        println!(
-            "register vs Python twin: init {:.0}x faster, invoke {:.1}x faster, {:.1}x less memory",
-            py.init_ms / rust.init_ms,
-            py.invoke_ms / rust.invoke_ms,
-            py.peak_rss_mib / rust.peak_rss_mib
-        );
+    for (rust, twin) in [
+        (&summaries[0], twins.first()),
+        (&summaries[3], twins.get(1)),
+    ] {
+        if let Some(twin) = twin {
+            println!(
+                "{} vs {}: init {:.0}x faster, invoke {:.1}x faster, {:.1}x less memory",
+                rust.name,
+                twin.name,
+                twin.init_ms / rust.init_ms,
+                twin.invoke_ms / rust.invoke_ms,
+                twin.peak_rss_mib / rust.peak_rss_mib
+            );
+        }
     }
 }

@@ -106,6 +106,17 @@ impl TestStack {
         }
     }
 
+    /// Registers the repository as the environment describes it.
+    pub async fn register(&self, deps: &Deps) -> ossnap_core::register::RegisterOutput {
+        let invocation = ossnap_core::event::Invocation {
+            input: Default::default(),
+            scheduled_time: None,
+        };
+        ossnap_core::register::run(deps, invocation)
+            .await
+            .expect("the repository registers")
+    }
+
     /// Requests the emulator saw with `method` and a path starting with `prefix`.
     pub fn requests(&self, method: &str, prefix: &str) -> Vec<String> {
         self.local
@@ -125,4 +136,21 @@ pub fn error_body(error_type: &str, reason: &str, status: u16) -> String {
         "status": status
     });
     body.to_string()
+}
+
+/// Waits until no snapshot runs on the cluster (the emulator's take milliseconds).
+pub async fn wait_until_idle(deps: &Deps) {
+    for _ in 0..500 {
+        if deps
+            .opensearch
+            .running_snapshots()
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("snapshots kept running");
 }

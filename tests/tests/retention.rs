@@ -6,7 +6,8 @@ use std::time::Duration;
 use ossnap_core::event::Invocation;
 use ossnap_core::retention::{self, Policy, RetentionInput, RetentionOutput};
 use ossnap_core::snapshot::{self, SnapshotInput};
-use ossnap_core::{register, Deps};
+use ossnap_core::Deps;
+use ossnap_tests::stack::wait_until_idle;
 use ossnap_tests::TestStack;
 use serde_json::json;
 use time::macros::datetime;
@@ -20,22 +21,6 @@ fn policy(min_count: usize, max_count: Option<usize>) -> Policy {
         max_deletions: 20,
         dry_run: false,
     }
-}
-
-async fn wait_until_idle(deps: &Deps) {
-    for _ in 0..200 {
-        if deps
-            .opensearch
-            .running_snapshots()
-            .await
-            .unwrap()
-            .is_empty()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("snapshots kept running");
 }
 
 /// Takes one ossnap snapshot per scheduled day and waits for each to finish.
@@ -76,15 +61,7 @@ async fn setup() -> (TestStack, Deps, Vec<String>) {
     let stack = TestStack::start().await;
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs", 5).await;
-    register::run(
-        &deps,
-        Invocation {
-            input: Default::default(),
-            scheduled_time: None,
-        },
-    )
-    .await
-    .unwrap();
+    stack.register(&deps).await;
     let days = [
         datetime!(2026-11-24 02:00 UTC),
         datetime!(2026-11-25 02:00 UTC),
@@ -189,15 +166,7 @@ async fn a_running_snapshot_is_never_deleted_and_the_cap_is_honoured() {
     let stack = TestStack::start_with(|c| c.snapshot_duration = Duration::from_millis(100)).await;
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs", 2).await;
-    register::run(
-        &deps,
-        Invocation {
-            input: Default::default(),
-            scheduled_time: None,
-        },
-    )
-    .await
-    .unwrap();
+    stack.register(&deps).await;
     let ours = daily_snapshots(
         &deps,
         &[

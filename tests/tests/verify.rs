@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use aws_sdk_s3::primitives::ByteStream;
 use ossnap_core::config::{Environment, Settings};
 use ossnap_core::event::Invocation;
-use ossnap_core::{register, snapshot, ErrorKind};
+use ossnap_core::{snapshot, ErrorKind};
 use ossnap_tests::TestStack;
 use ossnap_verify::{Store, Verifier, VerifyInput, VerifyOutput};
 
@@ -133,15 +133,7 @@ async fn a_snapshot_the_emulator_took_verifies_with_few_requests() {
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs", 30).await;
     stack.seed_index(&deps, "orders", 5).await;
-    register::run(
-        &deps,
-        Invocation {
-            input: Default::default(),
-            scheduled_time: None,
-        },
-    )
-    .await
-    .unwrap();
+    stack.register(&deps).await;
     let input = snapshot::SnapshotInput {
         snapshot: Some("verified-one".into()),
         ..Default::default()
@@ -156,15 +148,7 @@ async fn a_snapshot_the_emulator_took_verifies_with_few_requests() {
     )
     .await
     .unwrap();
-    while !deps
-        .opensearch
-        .running_snapshots()
-        .await
-        .unwrap()
-        .is_empty()
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    ossnap_tests::stack::wait_until_idle(&deps).await;
     let output = verify(&stack, ossnap_tests::stack::BASE_PATH, "verified-one")
         .await
         .unwrap();

@@ -142,6 +142,26 @@ fn required(env: &Environment, name: &str, what: &str) -> Result<String> {
         .ok_or_else(|| Error::config(format!("{name} is not set: set it to {what}")))
 }
 
+impl Settings {
+    /// Where the repository lies: the bucket and base path of the event, else of the
+    /// environment, validated.
+    pub fn location(
+        &self,
+        bucket: Option<String>,
+        base_path: Option<String>,
+    ) -> Result<(String, Option<String>)> {
+        let bucket = bucket
+            .or_else(|| self.bucket.clone())
+            .ok_or_else(|| missing(var::BUCKET, "bucket", "the bucket that holds the snapshots"))?;
+        crate::names::validate_bucket_name(&bucket)?;
+        let base_path = base_path.or_else(|| self.base_path.clone());
+        if let Some(base_path) = &base_path {
+            crate::names::validate_base_path(base_path)?;
+        }
+        Ok((bucket, base_path))
+    }
+}
+
 /// The error for a setting that an operation needs and nobody gave.
 pub fn missing(name: &str, field: &str, what: &str) -> Error {
     Error::config(format!(

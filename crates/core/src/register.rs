@@ -97,17 +97,7 @@ fn intended_repository(
         .repository
         .unwrap_or_else(|| settings.repository.clone());
     names::validate_repository_name(&repository)?;
-    let bucket = input
-        .bucket
-        .or_else(|| settings.bucket.clone())
-        .ok_or_else(|| {
-            config::missing(var::BUCKET, "bucket", "the bucket that holds the snapshots")
-        })?;
-    names::validate_bucket_name(&bucket)?;
-    let base_path = input.base_path.or_else(|| settings.base_path.clone());
-    if let Some(base_path) = &base_path {
-        names::validate_base_path(base_path)?;
-    }
+    let (bucket, base_path) = settings.location(input.bucket, input.base_path)?;
     let role_arn = input.role_arn.or_else(|| settings.role_arn.clone());
     match &role_arn {
         Some(role_arn) => names::validate_role_arn(role_arn)?,

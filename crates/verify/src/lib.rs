@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use lambda_runtime::LambdaEvent;
 use ossnap_core::clock::Clock;
-use ossnap_core::config::{self, var, Environment, Settings};
+use ossnap_core::config::{Environment, Settings};
 use ossnap_core::event::Invocation;
 use ossnap_core::function::prepare;
 use ossnap_core::metrics::{self, Metric, Unit};
@@ -107,20 +107,8 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         .snapshot
         .ok_or_else(|| Error::config("the event must name the \"snapshot\" to verify"))?;
     names::validate_snapshot_name(&snapshot)?;
-    let bucket = input
-        .bucket
-        .or_else(|| settings.bucket.clone())
-        .ok_or_else(|| {
-            config::missing(var::BUCKET, "bucket", "the bucket that holds the snapshots")
-        })?;
-    names::validate_bucket_name(&bucket)?;
-    let base_path = input
-        .base_path
-        .or_else(|| settings.base_path.clone())
-        .unwrap_or_default();
-    if !base_path.is_empty() {
-        names::validate_base_path(&base_path)?;
-    }
+    let (bucket, base_path) = settings.location(input.bucket, input.base_path)?;
+    let base_path = base_path.unwrap_or_default();
     let store = verifier.store.scoped(bucket.clone(), base_path.clone());
     let checked = check_snapshot(&store, &snapshot).await?;
     let s3_requests = store.counts();
