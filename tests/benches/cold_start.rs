@@ -124,7 +124,7 @@ async fn main() {
             let process = LambdaProcess::start(&binary, &env).await.unwrap();
             samples.push(measure(process, event(run)).await);
             // Let the emulator's snapshot finish before the next one starts.
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            ossnap_tests::stack::wait_until_idle(&deps).await;
         }
         summaries.push(summarize(name, &samples));
     }

@@ -139,6 +139,25 @@ async fn errors_reach_step_functions_with_their_stable_names() {
 }
 
 #[tokio::test]
+async fn without_credentials_the_call_is_refused_before_it_is_sent() {
+    let stack = TestStack::start().await;
+    let mut register = start(
+        &stack,
+        "register",
+        &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
+    )
+    .await;
+    stack.local.control().clear_requests();
+    let error = register.invoke(json!({})).await.unwrap_err();
+    assert_eq!(error.error_type, "AuthError");
+    assert!(
+        error.error_message.contains("no AWS credentials"),
+        "{error:?}"
+    );
+    assert!(stack.local.control().requests().is_empty());
+}
+
+#[tokio::test]
 async fn a_missing_endpoint_is_reported_by_every_invocation_naming_the_variable() {
     let stack = TestStack::start().await;
     let mut snapshot = start(&stack, "snapshot", &[("OPENSEARCH_ENDPOINT", "")]).await;
