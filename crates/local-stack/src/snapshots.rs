@@ -596,19 +596,7 @@ impl Emulator {
                 "No bucket defined for s3 repository",
             ));
         }
-        if self
-            .running
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|running| running.repository == name)
-        {
-            return Err(ApiError::opensearch(
-                500,
-                "illegal_state_exception",
-                "trying to modify or unregister repository that is currently used",
-            ));
-        }
+        self.refuse_if_in_use(name)?;
         {
             let mut state = self.state.lock().unwrap();
             state.repositories.insert(name.to_owned(), config.clone());
@@ -698,9 +686,8 @@ impl Emulator {
         Reply::ok(Value::Object(out))
     }
 
-    fn delete_repository(&self, call: &Call, name: &str) -> Handled {
-        call.allow_parameters(&["timeout", "master_timeout", "cluster_manager_timeout"])?;
-        self.authorize(call, "cluster:admin/repository/delete")?;
+    /// A repository a snapshot is writing to can be neither changed nor removed.
+    fn refuse_if_in_use(&self, name: &str) -> Result<(), ApiError> {
         if self
             .running
             .lock()
@@ -714,6 +701,13 @@ impl Emulator {
                 "trying to modify or unregister repository that is currently used",
             ));
         }
+        Ok(())
+    }
+
+    fn delete_repository(&self, call: &Call, name: &str) -> Handled {
+        call.allow_parameters(&["timeout", "master_timeout", "cluster_manager_timeout"])?;
+        self.authorize(call, "cluster:admin/repository/delete")?;
+        self.refuse_if_in_use(name)?;
         let mut state = self.state.lock().unwrap();
         if state.repositories.remove(name).is_none() {
             return Err(ApiError::repository_missing(name));
