@@ -181,24 +181,24 @@ async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<(Strin
         .collect()
 }
 
+async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    object.body.collect().await.unwrap().to_vec()
+}
+
 async fn rewrite(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
     change: impl FnOnce(&mut Vec<u8>),
 ) {
-    let mut bytes = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec();
+    let mut bytes = read(s3, bucket, key).await;
     change(&mut bytes);
     s3.put_object()
         .bucket(bucket)
@@ -297,18 +297,7 @@ async fn each_kind_of_damage_is_reported_by_name() {
         .remove(0)
         .0;
     let generation: u64 = root.rsplit('-').next().unwrap().parse().unwrap();
-    let bytes = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(&root)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .to_vec();
+    let bytes = read(&s3, &bucket, &root).await;
     let mut data: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     data["snapshots"] = serde_json::json!([]);
     s3.put_object()

@@ -179,6 +179,25 @@ async fn read_shard_snapshots(
     ShardSnapshots::from_blob(&bytes).map_err(format_error(&blob))
 }
 
+/// Writes the shard's files list as a new `index-{generation}` blob and points `slot` at it;
+/// returns the blob of the generation it replaces, which is now stale.
+async fn replace_shard_index(
+    store: &BlobStore,
+    index_id: &str,
+    shard: u32,
+    shard_index: &ShardSnapshots,
+    slot: &mut Option<String>,
+) -> Result<Option<String>, RepositoryError> {
+    let new_generation = random_base64_uuid();
+    let blob = layout::shard_index(index_id, shard, &new_generation);
+    store
+        .put(&blob, shard_index.to_blob().map_err(format_error(&blob))?)
+        .await?;
+    Ok(slot
+        .replace(new_generation)
+        .map(|previous| layout::shard_index(index_id, shard, &previous)))
+}
+
 fn shard_generation(data: &RepositoryData, index: &str, shard: u32) -> Option<String> {
     data.indices
         .get(index)?
@@ -552,14 +571,8 @@ pub(crate) async fn delete_snapshots(
                 );
             }
             shard_index.files = kept;
-            let new_generation = random_base64_uuid();
-            let blob = layout::shard_index(&index.id, shard, &new_generation);
-            store
-                .put(&blob, shard_index.to_blob().map_err(format_error(&blob))?)
-                .await?;
-            if let Some(previous) = slot.replace(new_generation) {
-                blobs_to_delete.push(layout::shard_index(&index.id, shard, &previous));
-            }
+            blobs_to_delete
+                .extend(replace_shard_index(store, &index.id, shard, &shard_index, slot).await?);
         }
     }
     let mut prefixes_to_delete = Vec::new();
@@ -651,14 +664,7 @@ pub(crate) async fn clone_snapshot(
                     shard_state_id: None,
                 },
             );
-            let new_generation = random_base64_uuid();
-            let blob = layout::shard_index(&index.id, shard, &new_generation);
-            store
-                .put(&blob, shard_index.to_blob().map_err(format_error(&blob))?)
-                .await?;
-            if let Some(previous) = slot.replace(new_generation) {
-                stale.push(layout::shard_index(&index.id, shard, &previous));
-            }
+            stale.extend(replace_shard_index(store, &index.id, shard, &shard_index, slot).await?);
         }
         index.snapshots.push(target_uuid.to_owned());
         if let Some(key) = source
