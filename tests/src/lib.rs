@@ -5,6 +5,7 @@
 //! function's answer comes back as its output or as its `errorType` and `errorMessage`.
 //! [`TestStack`] is the local stack they run against, and [`workflow::Workflow`] the state
 //! machine that chains them, run by aws-local-stepfunctions with these processes as its functions.
+pub mod conformance;
 pub mod runtime_api;
 pub mod stack;
 pub mod workflow;

@@ -5,11 +5,11 @@ use ossnap_core::clock::Clock;
 use ossnap_core::config::{Environment, Settings};
 use ossnap_core::opensearch::{Auth, OpenSearch, SigV4Signer};
 use ossnap_core::Deps;
-use ossnap_local_stack::{LocalStack, LocalStackConfig};
+use ossnap_local_stack::{Control, Engine, LocalStack, LocalStackConfig};
 use serde_json::{json, Value};
 
-/// The role OpenSearch assumes to write to the bucket, in every test.
-pub const SNAPSHOT_ROLE: &str = "arn:aws:iam::123456789012:role/ossnap-snapshot";
+/// The role OpenSearch assumes to write to the bucket (the emulator checks PassRole for it).
+pub use ossnap_local_stack::SNAPSHOT_ROLE;
 pub const BASE_PATH: &str = "clusters/local";
 
 /// A running local stack and the directory it keeps its data in.
@@ -23,6 +23,11 @@ impl TestStack {
         TestStack::start_with(|_| {}).await
     }
 
+    /// A stack whose OpenSearch is `engine` (a real node takes seconds to start).
+    pub async fn start_engine(engine: Engine) -> TestStack {
+        TestStack::start_with(|config| config.engine = engine).await
+    }
+
     pub async fn start_with(adjust: impl FnOnce(&mut LocalStackConfig)) -> TestStack {
         let data = tempfile::tempdir().expect("a temporary directory");
         let mut config = LocalStackConfig::for_tests(data.path());
@@ -33,28 +38,25 @@ impl TestStack {
         TestStack { local, _data: data }
     }
 
-    /// The environment a deployed function would have, pointed at this stack.
+    /// The environment a deployed function would have, pointed at this stack: what
+    /// `ossnap-local` prints as exports, with the repository under [`BASE_PATH`].
     pub fn env(&self) -> Vec<(String, String)> {
-        let config = self.local.config();
-        vec![
-            (
-                "OPENSEARCH_ENDPOINT".into(),
-                self.local.opensearch_endpoint(),
-            ),
-            ("AWS_REGION".into(), config.region.clone()),
-            (
-                "AWS_ACCESS_KEY_ID".into(),
-                config.credentials.access_key_id.clone(),
-            ),
-            (
-                "AWS_SECRET_ACCESS_KEY".into(),
-                config.credentials.secret_access_key.clone(),
-            ),
-            ("SNAPSHOT_BUCKET".into(), config.bucket.clone()),
-            ("SNAPSHOT_BASE_PATH".into(), BASE_PATH.into()),
-            ("SNAPSHOT_ROLE_ARN".into(), SNAPSHOT_ROLE.into()),
-            ("AWS_ENDPOINT_URL_S3".into(), self.local.s3_endpoint()),
-        ]
+        self.local
+            .environment(Some(BASE_PATH))
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect()
+    }
+
+    /// The emulator's fault injection and request log.
+    pub fn control(&self) -> &Control {
+        self.local.control().expect(
+            "faults and the request log are the emulator's: start the stack with Engine::Emulator",
+        )
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.local.engine()
     }
 
     /// ossnap's dependencies with `extra` variables on top of [`Self::env`]; sleeps return at once.
@@ -70,10 +72,13 @@ impl TestStack {
             None,
             "local-stack",
         );
-        let auth = Auth::SigV4(SigV4Signer::for_opensearch(
-            SharedCredentialsProvider::new(credentials),
-            config.region.clone(),
-        ));
+        let auth = match self.engine() {
+            Engine::Emulator => Auth::SigV4(SigV4Signer::for_opensearch(
+                SharedCredentialsProvider::new(credentials),
+                config.region.clone(),
+            )),
+            Engine::OpenSearch2 | Engine::OpenSearch3 => Auth::None,
+        };
         let clock = Clock::without_sleeps();
         Deps {
             opensearch: OpenSearch::new(&self.local.opensearch_endpoint(), auth, clock.clone())
@@ -119,8 +124,7 @@ impl TestStack {
 
     /// Requests the emulator saw with `method` and a path starting with `prefix`.
     pub fn requests(&self, method: &str, prefix: &str) -> Vec<String> {
-        self.local
-            .control()
+        self.control()
             .requests()
             .into_iter()
             .filter(|r| r.method == method && r.path.starts_with(prefix))

@@ -82,12 +82,11 @@ async fn register_creates_the_repository_then_sends_nothing_more() {
     assert_eq!(definition.settings["role_arn"], SNAPSHOT_ROLE);
     assert_eq!(definition.settings["base_path"], "clusters/local");
 
-    stack.local.control().clear_requests();
+    stack.control().clear_requests();
     let second = register(&deps).await;
     assert_eq!(second.status, RegistrationStatus::Unchanged);
     assert_eq!(second.verified_nodes, None);
     let sent: Vec<_> = stack
-        .local
         .control()
         .requests()
         .into_iter()
@@ -124,7 +123,7 @@ async fn register_retries_verification_while_iam_propagates() {
     );
     let mut fault = Fault::new("POST", "/_snapshot/ossnap/_verify", 500, &refusal);
     fault.count = 2;
-    stack.local.control().add_fault(fault);
+    stack.control().add_fault(fault);
 
     let output = register(&deps).await;
     assert_eq!(output.status, RegistrationStatus::Created);
@@ -132,7 +131,7 @@ async fn register_retries_verification_while_iam_propagates() {
 
     let mut lasting = Fault::new("POST", "/_snapshot/ossnap/_verify", 500, &refusal);
     lasting.count = 100;
-    stack.local.control().add_fault(lasting);
+    stack.control().add_fault(lasting);
     let error = register::run(
         &deps,
         invocation(
@@ -233,7 +232,7 @@ async fn a_snapshot_runs_to_success_and_is_never_asked_status_once_finished() {
     );
 
     // A finished snapshot: one GET, no _status.
-    stack.local.control().clear_requests();
+    stack.control().clear_requests();
     check(&deps, SCHEDULED_NAME).await.unwrap();
     assert!(stack
         .requests("GET", "/_snapshot/ossnap/")
@@ -248,7 +247,6 @@ async fn an_aws_automated_snapshot_makes_it_wait_without_sending_a_create() {
     stack.seed_index(&deps, "logs", 1).await;
     register(&deps).await;
     stack
-        .local
         .control()
         .start_automated_snapshot(Duration::from_secs(30));
 
@@ -307,7 +305,7 @@ async fn a_gateway_timeout_after_the_create_is_reconciled_without_a_second_put()
         page,
     );
     fault.after_accept = true;
-    stack.local.control().add_fault(fault);
+    stack.control().add_fault(fault);
 
     let output = start_snapshot(&deps).await.unwrap();
     assert_eq!(output.snapshot, SCHEDULED_NAME);
@@ -332,7 +330,7 @@ async fn a_gateway_timeout_before_the_create_is_safe_to_retry() {
         504,
         "<html>504</html>",
     );
-    stack.local.control().add_fault(fault);
+    stack.control().add_fault(fault);
 
     let error = start_snapshot(&deps).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unavailable);
@@ -358,7 +356,7 @@ async fn a_concurrent_snapshot_is_in_progress_on_opensearch_2_and_3() {
             .await
             .unwrap();
         // Hide the running snapshot from the pre-check, so the create itself collides.
-        stack.local.control().add_fault(Fault::new(
+        stack.control().add_fault(Fault::new(
             "GET",
             "/_snapshot/_status",
             200,
@@ -372,7 +370,6 @@ async fn a_concurrent_snapshot_is_in_progress_on_opensearch_2_and_3() {
             "{profile:?}: {error}"
         );
         let status = stack
-            .local
             .control()
             .requests()
             .into_iter()
@@ -418,7 +415,6 @@ async fn failed_and_empty_snapshots_are_done_but_not_healthy() {
     register(&deps).await;
 
     stack
-        .local
         .control()
         .set_next_snapshot_outcome(SnapshotOutcome::Failed {
             reason: "Indices don't have primary shards [logs]".into(),
@@ -456,7 +452,7 @@ async fn a_red_index_fails_the_snapshot() {
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs", 2).await;
     register(&deps).await;
-    stack.local.control().make_index_red("logs");
+    stack.control().make_index_red("logs");
 
     let started = start_snapshot(&deps).await.unwrap();
     let report = until_done(&deps, &started.snapshot).await;

@@ -147,14 +147,14 @@ async fn without_credentials_the_call_is_refused_before_it_is_sent() {
         &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
     )
     .await;
-    stack.local.control().clear_requests();
+    stack.control().clear_requests();
     let error = register.invoke(json!({})).await.unwrap_err();
     assert_eq!(error.error_type, "AuthError");
     assert!(
         error.error_message.contains("no AWS credentials"),
         "{error:?}"
     );
-    assert!(stack.local.control().requests().is_empty());
+    assert!(stack.control().requests().is_empty());
 }
 
 #[tokio::test]

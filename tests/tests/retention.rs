@@ -90,7 +90,7 @@ async fn setup() -> (TestStack, Deps, Vec<String>) {
 #[tokio::test]
 async fn deletes_beyond_max_count_in_one_request_and_never_foreign_snapshots() {
     let (stack, deps, ours) = setup().await;
-    stack.local.control().clear_requests();
+    stack.control().clear_requests();
 
     let output = apply(&deps, &policy(2, Some(2)), None).await;
     assert_eq!(
@@ -106,7 +106,7 @@ async fn deletes_beyond_max_count_in_one_request_and_never_foreign_snapshots() {
     assert!(skipped.contains(&"ossnap-20261101-000000"), "{output:?}");
 
     // One listing (verbose=false), one re-read, one DELETE for both.
-    let requests = stack.local.control().requests();
+    let requests = stack.control().requests();
     let listings = requests
         .iter()
         .filter(|r| r.method == "GET" && r.query.contains("verbose=false"))
@@ -138,7 +138,7 @@ async fn deletes_beyond_max_count_in_one_request_and_never_foreign_snapshots() {
 #[tokio::test]
 async fn dry_run_reports_and_deletes_nothing() {
     let (stack, deps, ours) = setup().await;
-    stack.local.control().clear_requests();
+    stack.control().clear_requests();
     let output = apply(&deps, &policy(1, Some(1)), Some(true)).await;
     assert!(output.dry_run);
     assert_eq!(output.deleted.len(), 3);
@@ -178,7 +178,6 @@ async fn a_running_snapshot_is_never_deleted_and_the_cap_is_honoured() {
     )
     .await;
     stack
-        .local
         .control()
         .set_next_snapshot_outcome(ossnap_local_stack::SnapshotOutcome::NeverFinishes);
     let running = snapshot::run(

@@ -90,7 +90,6 @@ fn notified(execution: &Execution) -> &Value {
 fn snapshot_requests(stack: &TestStack) -> Vec<u16> {
     let path = format!("/_snapshot/ossnap/{SCHEDULED_NAME}");
     stack
-        .local
         .control()
         .requests()
         .into_iter()
@@ -161,7 +160,6 @@ async fn a_running_automated_snapshot_is_waited_out_then_the_run_succeeds() {
         |event| {
             if let EventKind::ExecutionStarted { .. } = event.kind {
                 stack
-                    .local
                     .control()
                     .start_automated_snapshot(Duration::from_millis(1200));
             }
@@ -183,7 +181,6 @@ async fn a_failed_snapshot_is_notified_then_the_run_fails() {
     let stack = seeded_stack().await;
     let mut workflow = workflow(&stack).await;
     stack
-        .local
         .control()
         .set_next_snapshot_outcome(SnapshotOutcome::Failed {
             reason: "disk full on node-1".into(),
@@ -215,7 +212,7 @@ async fn a_504_on_create_is_reconciled_without_a_second_snapshot() {
         "<html><head><title>504 Gateway Time-out</title></head><body>504</body></html>",
     );
     gateway_timeout.after_accept = true;
-    stack.local.control().add_fault(gateway_timeout);
+    stack.control().add_fault(gateway_timeout);
 
     let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
 
@@ -287,7 +284,6 @@ async fn a_snapshot_that_never_finishes_times_the_execution_out_and_the_alarm_no
     let stack = seeded_stack().await;
     let mut workflow = workflow(&stack).await;
     stack
-        .local
         .control()
         .set_next_snapshot_outcome(SnapshotOutcome::NeverFinishes);
 

@@ -24,7 +24,7 @@ fn sign_snapshot_put(c: &mut Criterion) {
         .build()
         .unwrap();
     let body =
-        br#"{"indices":"*,-.opendistro_security","include_global_state":false,"partial":false}"#
+        br#"{"indices":"*,-.opendistro_security*","include_global_state":false,"partial":false}"#
             .to_vec();
     let time = UNIX_EPOCH + Duration::from_secs(1_764_295_200);
     c.bench_function("sigv4_sign_snapshot_put", |b| {

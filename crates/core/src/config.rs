@@ -15,6 +15,10 @@ pub mod var {
     pub const USERNAME: &str = "OPENSEARCH_USERNAME";
     pub const PASSWORD: &str = "OPENSEARCH_PASSWORD";
     pub const REPOSITORY: &str = "SNAPSHOT_REPOSITORY";
+    pub const REPOSITORY_TYPE: &str = "SNAPSHOT_REPOSITORY_TYPE";
+    pub const LOCATION: &str = "SNAPSHOT_LOCATION";
+    pub const AZURE_CONTAINER: &str = "AZURE_STORAGE_CONTAINER";
+    pub const AZURE_CLIENT: &str = "SNAPSHOT_AZURE_CLIENT";
     pub const BUCKET: &str = "SNAPSHOT_BUCKET";
     pub const BASE_PATH: &str = "SNAPSHOT_BASE_PATH";
     pub const ROLE_ARN: &str = "SNAPSHOT_ROLE_ARN";
@@ -28,8 +32,10 @@ pub mod var {
 pub const DEFAULT_REPOSITORY: &str = "ossnap";
 pub const DEFAULT_PREFIX: &str = "ossnap";
 /// Everything but the security plugin's index, which cannot be restored without an admin
-/// certificate and would make a full restore fail.
-pub const DEFAULT_INDICES: &str = "*,-.opendistro_security";
+/// certificate and would make a full restore fail. The exclusion is a wildcard because OpenSearch
+/// refuses to exclude a plain name that does not exist (`index_not_found_exception`), and a
+/// domain without fine-grained access control has no security index.
+pub const DEFAULT_INDICES: &str = "*,-.opendistro_security*";
 
 /// A read-only view of the process environment, so tests can hand in their own.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +91,42 @@ pub enum AuthSettings {
     None,
 }
 
+/// The kind of snapshot repository `register` creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepositoryType {
+    /// An S3 bucket (`repository-s3`; on Amazon OpenSearch Service through `role_arn`).
+    #[default]
+    S3,
+    /// A shared file system folder under the cluster's `path.repo` (self-managed clusters).
+    Fs,
+    /// An Azure Blob Storage container (`repository-azure`; self-managed clusters on Azure).
+    Azure,
+}
+
+impl RepositoryType {
+    /// The `type` OpenSearch knows it by.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RepositoryType::S3 => "s3",
+            RepositoryType::Fs => "fs",
+            RepositoryType::Azure => "azure",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "s3" => Ok(RepositoryType::S3),
+            "fs" => Ok(RepositoryType::Fs),
+            "azure" => Ok(RepositoryType::Azure),
+            other => Err(Error::config(format!(
+                "{}={other:?} is not supported: use s3 (default), fs or azure",
+                var::REPOSITORY_TYPE
+            ))),
+        }
+    }
+}
+
 /// ossnap's settings, read once at init.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -92,9 +134,15 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub region: Option<String>,
     pub repository: String,
+    pub repository_type: RepositoryType,
     pub bucket: Option<String>,
     pub base_path: Option<String>,
     pub role_arn: Option<String>,
+    /// `fs` repositories: the folder on the cluster's nodes.
+    pub location: Option<String>,
+    /// `azure` repositories: the container, and the client name of the cluster's keystore.
+    pub azure_container: Option<String>,
+    pub azure_client: Option<String>,
     pub prefix: String,
     pub indices: String,
     pub server_side_encryption: bool,
@@ -125,9 +173,17 @@ impl Settings {
                 .get(var::REPOSITORY)
                 .unwrap_or(DEFAULT_REPOSITORY)
                 .to_string(),
+            repository_type: env
+                .get(var::REPOSITORY_TYPE)
+                .map(RepositoryType::parse)
+                .transpose()?
+                .unwrap_or_default(),
             bucket: env.get(var::BUCKET).map(str::to_string),
             base_path: env.get(var::BASE_PATH).map(str::to_string),
             role_arn: env.get(var::ROLE_ARN).map(str::to_string),
+            location: env.get(var::LOCATION).map(str::to_string),
+            azure_container: env.get(var::AZURE_CONTAINER).map(str::to_string),
+            azure_client: env.get(var::AZURE_CLIENT).map(str::to_string),
             prefix: env.get(var::PREFIX).unwrap_or(DEFAULT_PREFIX).to_string(),
             indices: env.get(var::INDICES).unwrap_or(DEFAULT_INDICES).to_string(),
             server_side_encryption: env.flag(var::SERVER_SIDE_ENCRYPTION)?,
@@ -179,7 +235,7 @@ mod tests {
         let settings = Settings::from_env(&Environment::default()).unwrap();
         assert_eq!(settings.repository, "ossnap");
         assert_eq!(settings.prefix, "ossnap");
-        assert_eq!(settings.indices, "*,-.opendistro_security");
+        assert_eq!(settings.indices, "*,-.opendistro_security*");
         assert_eq!(settings.auth, AuthSettings::SigV4);
         assert!(settings.endpoint.is_none());
     }
@@ -199,6 +255,11 @@ mod tests {
             .unwrap_err()
             .message()
             .contains("OPENSEARCH_AUTH"));
+        let env = Environment::from_pairs([(var::REPOSITORY_TYPE, "hdfs")]);
+        assert!(Settings::from_env(&env)
+            .unwrap_err()
+            .message()
+            .contains("use s3 (default), fs or azure"));
         let env = Environment::from_pairs([(var::READONLY, "maybe")]);
         assert!(Settings::from_env(&env)
             .unwrap_err()

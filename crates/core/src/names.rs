@@ -145,6 +145,51 @@ pub fn validate_bucket_name(bucket: &str) -> Result<()> {
     Ok(())
 }
 
+/// The folder of an `fs` repository: absolute (OpenSearch resolves a relative one against its
+/// first `path.repo` entry, which the caller cannot see), without `.`/`..` segments.
+pub fn validate_fs_location(location: &str) -> Result<()> {
+    let invalid = |reason: &str| {
+        Err(Error::config(format!(
+            "invalid SNAPSHOT_LOCATION [{location}]: {reason}"
+        )))
+    };
+    if !location.starts_with('/') {
+        return invalid("must be an absolute path under one of the cluster's path.repo folders");
+    }
+    if location
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return invalid("must not contain '.' or '..' segments");
+    }
+    if location.chars().any(|c| c.is_control()) {
+        return invalid("must not contain control characters");
+    }
+    Ok(())
+}
+
+/// Azure Blob Storage container naming rules.
+pub fn validate_azure_container(container: &str) -> Result<()> {
+    let invalid = |reason: &str| {
+        Err(Error::config(format!(
+            "invalid AZURE_STORAGE_CONTAINER [{container}]: {reason}"
+        )))
+    };
+    if !(3..=63).contains(&container.len()) {
+        return invalid("must be 3 to 63 characters long");
+    }
+    if !container
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return invalid("may hold only lowercase letters, digits and '-'");
+    }
+    if container.starts_with('-') || container.ends_with('-') || container.contains("--") {
+        return invalid("must begin and end with a letter or digit, with no '--'");
+    }
+    Ok(())
+}
+
 /// A key prefix inside the bucket: relative, no `..` segments, no empty segments.
 pub fn validate_base_path(base_path: &str) -> Result<()> {
     let invalid = |reason: &str| {
@@ -267,6 +312,14 @@ mod tests {
 
     #[test]
     fn base_paths_are_relative_and_never_climb() {
+        validate_fs_location("/mnt/snapshots/prod").unwrap();
+        for bad in ["relative/path", "/mnt/../etc", "/mnt/./x"] {
+            assert!(validate_fs_location(bad).is_err(), "{bad}");
+        }
+        validate_azure_container("ossnap-local").unwrap();
+        for bad in ["ab", "Upper", "a--b", "-ab", "ab-", "a_b"] {
+            assert!(validate_azure_container(bad).is_err(), "{bad}");
+        }
         validate_base_path("prod/domain-a").unwrap();
         validate_base_path("snapshots").unwrap();
         for bad in ["/prod", "prod/../other", "..", "prod/", "a//b", "./a"] {

@@ -1,5 +1,8 @@
-//! `register`: makes sure the S3 repository is registered with the intended settings, and that
-//! every node can write to it.
+//! `register`: makes sure the snapshot repository is registered with the intended settings, and
+//! that every node can write to it. The repository is an S3 bucket (`s3`, the default; through
+//! `role_arn` on Amazon OpenSearch Service), a shared folder (`fs`) or an Azure Blob Storage
+//! container (`azure`) on self-managed clusters, such as the one a user restores into after
+//! leaving AWS.
 //!
 //! Idempotent: it reads the repository first and sends nothing more when it is already
 //! registered as intended. Everything it would send is validated before the first request.
@@ -10,7 +13,7 @@ use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{self, var, AuthSettings};
+use crate::config::{self, var, AuthSettings, RepositoryType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Invocation;
 use crate::function::{prepare, Deps};
@@ -30,12 +33,18 @@ const VERIFY_BACKOFF: [Duration; 4] = [
 #[serde(deny_unknown_fields)]
 pub struct RegisterInput {
     pub repository: Option<String>,
+    pub repository_type: Option<RepositoryType>,
     pub bucket: Option<String>,
     pub base_path: Option<String>,
     pub role_arn: Option<String>,
     pub region: Option<String>,
     pub server_side_encryption: Option<bool>,
     pub readonly: Option<bool>,
+    /// `fs`: the folder on the cluster's nodes.
+    pub location: Option<String>,
+    /// `azure`: the container and the keystore client name.
+    pub container: Option<String>,
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,7 +96,7 @@ pub async fn run(deps: &Deps, invocation: Invocation<RegisterInput>) -> Result<R
     })
 }
 
-/// The repository name and definition the settings and event ask for, validated.
+/// The repository name and definition the settings and event ask for, validated for its type.
 fn intended_repository(
     deps: &Deps,
     input: RegisterInput,
@@ -95,13 +104,51 @@ fn intended_repository(
     let settings = &deps.settings;
     let repository = input
         .repository
+        .clone()
         .unwrap_or_else(|| settings.repository.clone());
     names::validate_repository_name(&repository)?;
+    let kind = input.repository_type.unwrap_or(settings.repository_type);
+    let server_side_encryption = input
+        .server_side_encryption
+        .unwrap_or(settings.server_side_encryption);
+    if server_side_encryption && kind != RepositoryType::S3 {
+        return Err(Error::config(format!(
+            "{}=true applies to s3 repositories only, not {}: unset it",
+            var::SERVER_SIDE_ENCRYPTION,
+            kind.name()
+        )));
+    }
+    let readonly = input.readonly.unwrap_or(settings.readonly);
+    let mut wanted = match kind {
+        RepositoryType::S3 => s3_settings(deps, input)?,
+        RepositoryType::Fs => fs_settings(deps, input)?,
+        RepositoryType::Azure => azure_settings(deps, input)?,
+    };
+    for (key, flag) in [
+        ("server_side_encryption", server_side_encryption),
+        ("readonly", readonly),
+    ] {
+        if flag {
+            wanted.insert(key.into(), Value::String("true".into()));
+        }
+    }
+    Ok((
+        repository,
+        RepositoryDefinition {
+            kind: kind.name().into(),
+            settings: wanted,
+        },
+    ))
+}
+
+/// `bucket`, `base_path`, `region` and `role_arn` (required with SigV4: Amazon OpenSearch Service
+/// writes to S3 only through a role it assumes).
+fn s3_settings(deps: &Deps, input: RegisterInput) -> Result<Map<String, Value>> {
+    let settings = &deps.settings;
     let (bucket, base_path) = settings.location(input.bucket, input.base_path)?;
     let role_arn = input.role_arn.or_else(|| settings.role_arn.clone());
     match &role_arn {
         Some(role_arn) => names::validate_role_arn(role_arn)?,
-        // Amazon OpenSearch Service writes to S3 only through a role it assumes.
         None if settings.auth == AuthSettings::SigV4 => {
             return Err(config::missing(
                 var::ROLE_ARN,
@@ -114,35 +161,69 @@ fn intended_repository(
     let region = input.region.or_else(|| settings.region.clone());
     let mut wanted = Map::new();
     wanted.insert("bucket".into(), Value::String(bucket));
-    for (key, value) in [
-        ("base_path", base_path),
-        ("region", region),
-        ("role_arn", role_arn),
-    ] {
+    insert_present(
+        &mut wanted,
+        [
+            ("base_path", base_path),
+            ("region", region),
+            ("role_arn", role_arn),
+        ],
+    );
+    Ok(wanted)
+}
+
+/// `location`: an absolute folder under the cluster's `path.repo`.
+fn fs_settings(deps: &Deps, input: RegisterInput) -> Result<Map<String, Value>> {
+    let location = input
+        .location
+        .or_else(|| deps.settings.location.clone())
+        .ok_or_else(|| {
+            config::missing(
+                var::LOCATION,
+                "location",
+                "the repository's folder, under one of the cluster's path.repo folders",
+            )
+        })?;
+    names::validate_fs_location(&location)?;
+    let mut wanted = Map::new();
+    wanted.insert("location".into(), Value::String(location));
+    Ok(wanted)
+}
+
+/// `container`, `base_path` and `client` (the keystore's `azure.client.<client>.*` entries).
+fn azure_settings(deps: &Deps, input: RegisterInput) -> Result<Map<String, Value>> {
+    let settings = &deps.settings;
+    let container = input
+        .container
+        .or_else(|| settings.azure_container.clone())
+        .ok_or_else(|| {
+            config::missing(
+                var::AZURE_CONTAINER,
+                "container",
+                "the Azure Blob Storage container that holds the snapshots",
+            )
+        })?;
+    names::validate_azure_container(&container)?;
+    let base_path = input.base_path.or_else(|| settings.base_path.clone());
+    if let Some(base_path) = &base_path {
+        names::validate_base_path(base_path)?;
+    }
+    let client = input.client.or_else(|| settings.azure_client.clone());
+    let mut wanted = Map::new();
+    wanted.insert("container".into(), Value::String(container));
+    insert_present(&mut wanted, [("base_path", base_path), ("client", client)]);
+    Ok(wanted)
+}
+
+fn insert_present<const N: usize>(
+    settings: &mut Map<String, Value>,
+    values: [(&str, Option<String>); N],
+) {
+    for (key, value) in values {
         if let Some(value) = value {
-            wanted.insert(key.into(), Value::String(value));
+            settings.insert(key.into(), Value::String(value));
         }
     }
-    for (key, flag) in [
-        (
-            "server_side_encryption",
-            input
-                .server_side_encryption
-                .unwrap_or(settings.server_side_encryption),
-        ),
-        ("readonly", input.readonly.unwrap_or(settings.readonly)),
-    ] {
-        if flag {
-            wanted.insert(key.into(), Value::String("true".into()));
-        }
-    }
-    Ok((
-        repository,
-        RepositoryDefinition {
-            kind: "s3".into(),
-            settings: wanted,
-        },
-    ))
 }
 
 /// OpenSearch returns every setting as a string; compare them as strings.
@@ -313,6 +394,88 @@ mod tests {
             RegisterInput::default(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn self_managed_types_carry_their_own_settings() {
+        let (_, fs) = intended_repository(
+            &deps(&[
+                ("SNAPSHOT_REPOSITORY_TYPE", "fs"),
+                ("SNAPSHOT_LOCATION", "/mnt/snapshots/prod"),
+                ("SNAPSHOT_READONLY", "true"),
+            ]),
+            RegisterInput::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&fs).unwrap(),
+            json!({"type": "fs", "settings": {"location": "/mnt/snapshots/prod", "readonly": "true"}})
+        );
+        let (_, azure) = intended_repository(
+            &deps(&[
+                ("SNAPSHOT_REPOSITORY_TYPE", "azure"),
+                ("AZURE_STORAGE_CONTAINER", "ossnap-local"),
+                ("SNAPSHOT_BASE_PATH", "clusters/a"),
+            ]),
+            RegisterInput {
+                client: Some("secondary".into()),
+                ..RegisterInput::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&azure).unwrap(),
+            json!({"type": "azure", "settings": {"container": "ossnap-local", "base_path": "clusters/a", "client": "secondary"}})
+        );
+        // The event's type wins over the environment's; an S3 role is not needed on another type.
+        let input = RegisterInput {
+            repository_type: Some(RepositoryType::Fs),
+            location: Some("/srv/repo".into()),
+            ..RegisterInput::default()
+        };
+        let (_, from_event) =
+            intended_repository(&deps(&[("AWS_REGION", "eu-west-1")]), input).unwrap();
+        assert_eq!(from_event.kind, "fs");
+    }
+
+    #[test]
+    fn self_managed_types_name_what_is_missing_or_wrong() {
+        for (vars, needle) in [
+            (
+                vec![("SNAPSHOT_REPOSITORY_TYPE", "fs")],
+                "SNAPSHOT_LOCATION is not set",
+            ),
+            (
+                vec![
+                    ("SNAPSHOT_REPOSITORY_TYPE", "fs"),
+                    ("SNAPSHOT_LOCATION", "repo"),
+                ],
+                "must be an absolute path",
+            ),
+            (
+                vec![("SNAPSHOT_REPOSITORY_TYPE", "azure")],
+                "AZURE_STORAGE_CONTAINER is not set",
+            ),
+            (
+                vec![
+                    ("SNAPSHOT_REPOSITORY_TYPE", "azure"),
+                    ("AZURE_STORAGE_CONTAINER", "Snapshots"),
+                ],
+                "lowercase",
+            ),
+            (
+                vec![
+                    ("SNAPSHOT_REPOSITORY_TYPE", "fs"),
+                    ("SNAPSHOT_LOCATION", "/srv/repo"),
+                    ("SNAPSHOT_SERVER_SIDE_ENCRYPTION", "true"),
+                ],
+                "applies to s3 repositories only",
+            ),
+        ] {
+            let error = intended_repository(&deps(&vars), RegisterInput::default()).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ConfigError);
+            assert!(error.message().contains(needle), "{needle}: {error}");
+        }
     }
 
     #[test]

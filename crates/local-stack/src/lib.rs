@@ -22,12 +22,15 @@ mod blob_store;
 mod cluster;
 mod control;
 mod date_math;
+mod engine;
 mod errors;
 mod http_server;
 mod ids;
 mod opensearch;
+mod real_node;
 mod repository_writer;
 mod s3_server;
+mod samples;
 mod security;
 mod sigv4;
 mod snapshots;
@@ -38,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use control::{AutomatedSnapshot, Control, Fault, LoggedRequest, SnapshotOutcome};
+pub use engine::{Engine, OPENSEARCH_2_VERSION, OPENSEARCH_3_VERSION};
 
 /// Static AWS credentials: the ones the S3 server accepts and the OpenSearch SigV4 check expects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,10 +115,16 @@ pub struct LocalStackConfig {
     pub profile: Profile,
     /// How long a snapshot stays IN_PROGRESS before it is written and finalised.
     pub snapshot_duration: Duration,
+    /// The emulator (default), or a real OpenSearch node writing its `fs` repository into the
+    /// bucket's folder; `auth`, `principal_arn`, `passable_roles`, `profile` and
+    /// `snapshot_duration` are the emulator's and do not apply to a real node.
+    pub engine: Engine,
 }
 
 pub const DEFAULT_BUCKET: &str = "ossnap-local";
 pub const DEFAULT_PRINCIPAL: &str = "arn:aws:iam::123456789012:role/ossnap-local";
+/// The role the emulator lets callers pass when they register a repository.
+pub const SNAPSHOT_ROLE: &str = "arn:aws:iam::123456789012:role/ossnap-snapshot";
 
 impl LocalStackConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -130,6 +140,7 @@ impl LocalStackConfig {
             passable_roles: None,
             profile: Profile::V2,
             snapshot_duration: Duration::from_secs(2),
+            engine: Engine::Emulator,
         }
     }
 
@@ -163,15 +174,26 @@ pub enum Error {
     S3Fs(String),
     #[error("creating bucket {bucket}: {reason}")]
     CreateBucket { bucket: String, reason: String },
+    #[error("real OpenSearch node: {reason}")]
+    RealNode { reason: String },
+}
+
+/// What answers on the OpenSearch endpoint.
+enum OpenSearchServer {
+    Emulator {
+        emulator: Arc<opensearch::Emulator>,
+        server: http_server::RunningServer,
+    },
+    Real(real_node::RealNode),
 }
 
 /// Both servers, running on 127.0.0.1 until [`LocalStack::shutdown`] (or drop).
 pub struct LocalStack {
     config: LocalStackConfig,
-    opensearch_address: SocketAddr,
+    opensearch_endpoint: String,
     s3_address: SocketAddr,
-    emulator: Arc<opensearch::Emulator>,
-    servers: Vec<http_server::RunningServer>,
+    opensearch: OpenSearchServer,
+    s3: http_server::RunningServer,
 }
 
 impl LocalStack {
@@ -186,20 +208,55 @@ impl LocalStack {
         let client = blob_store::client(&s3_endpoint, &config.region, &config.credentials);
         blob_store::ensure_bucket(&client, &config.bucket).await?;
 
-        let emulator = Arc::new(opensearch::Emulator::load(config.clone(), client)?);
-        let opensearch =
-            http_server::serve_opensearch(emulator.clone(), config.opensearch_port).await?;
+        let opensearch = match config.engine {
+            Engine::Emulator => {
+                let emulator = Arc::new(opensearch::Emulator::load(config.clone(), client)?);
+                let server =
+                    http_server::serve_opensearch(emulator.clone(), config.opensearch_port).await?;
+                OpenSearchServer::Emulator { emulator, server }
+            }
+            engine => OpenSearchServer::Real(
+                real_node::RealNode::start(
+                    engine,
+                    config.data_dir.join(engine.name()),
+                    s3_root.join(&config.bucket),
+                    config.opensearch_port,
+                )
+                .await?,
+            ),
+        };
+        let opensearch_endpoint = match &opensearch {
+            OpenSearchServer::Emulator { server, .. } => format!("http://{}", server.address),
+            OpenSearchServer::Real(node) => node.endpoint(),
+        };
         Ok(LocalStack {
-            opensearch_address: opensearch.address,
+            opensearch_endpoint,
             s3_address: s3.address,
             config,
-            emulator,
-            servers: vec![opensearch, s3],
+            opensearch,
+            s3,
         })
     }
 
     pub fn opensearch_endpoint(&self) -> String {
-        format!("http://{}", self.opensearch_address)
+        self.opensearch_endpoint.clone()
+    }
+
+    pub fn engine(&self) -> Engine {
+        match &self.opensearch {
+            OpenSearchServer::Emulator { .. } => Engine::Emulator,
+            OpenSearchServer::Real(node) => node.engine(),
+        }
+    }
+
+    /// Where a real node's `fs` repository with `base_path` lies: the bucket's folder in the S3
+    /// server, so that its blobs are the objects `s3://<bucket>/<base_path>/...`.
+    pub fn repository_location(&self, base_path: Option<&str>) -> PathBuf {
+        let bucket = self.config.data_dir.join("s3").join(&self.config.bucket);
+        match base_path {
+            Some(base_path) => bucket.join(base_path),
+            None => bucket,
+        }
     }
 
     pub fn s3_endpoint(&self) -> String {
@@ -210,14 +267,21 @@ impl LocalStack {
         &self.config
     }
 
-    pub fn control(&self) -> &Control {
-        &self.emulator.control
+    /// The emulator's fault injection and request log; `None` on a real node.
+    pub fn control(&self) -> Option<&Control> {
+        match &self.opensearch {
+            OpenSearchServer::Emulator { emulator, .. } => Some(&emulator.control),
+            OpenSearchServer::Real(_) => None,
+        }
     }
 
-    /// The environment ossnap's functions (and the AWS SDKs) need to talk to this stack:
-    /// `OPENSEARCH_ENDPOINT`, `AWS_ENDPOINT_URL_S3`, the credentials, `AWS_REGION`,
-    /// `SNAPSHOT_BUCKET`. The binary prints these as `export` lines.
-    pub fn environment(&self) -> Vec<(&'static str, String)> {
+    /// The environment every ossnap function needs to work against this stack, with the
+    /// repository at `base_path` in the bucket: `OPENSEARCH_ENDPOINT`, `AWS_ENDPOINT_URL_S3`,
+    /// the credentials, `AWS_REGION`, `SNAPSHOT_BUCKET` and `SNAPSHOT_BASE_PATH`; for the emulator
+    /// `SNAPSHOT_ROLE_ARN` (it authenticates with SigV4 and checks PassRole), for a real node
+    /// `OPENSEARCH_AUTH=none` (the integ-test distribution has no security plugin),
+    /// `SNAPSHOT_REPOSITORY_TYPE=fs` and `SNAPSHOT_LOCATION`. The binary prints these as exports.
+    pub fn environment(&self, base_path: Option<&str>) -> Vec<(&'static str, String)> {
         let credentials = &self.config.credentials;
         let mut environment = vec![
             ("OPENSEARCH_ENDPOINT", self.opensearch_endpoint()),
@@ -233,6 +297,22 @@ impl LocalStack {
         }
         environment.push(("AWS_REGION", self.config.region.clone()));
         environment.push(("SNAPSHOT_BUCKET", self.config.bucket.clone()));
+        if let Some(base_path) = base_path {
+            environment.push(("SNAPSHOT_BASE_PATH", base_path.to_owned()));
+        }
+        match self.opensearch {
+            OpenSearchServer::Emulator { .. } => {
+                environment.push(("SNAPSHOT_ROLE_ARN", SNAPSHOT_ROLE.to_owned()));
+            }
+            OpenSearchServer::Real(_) => {
+                environment.push(("OPENSEARCH_AUTH", "none".to_owned()));
+                environment.push(("SNAPSHOT_REPOSITORY_TYPE", "fs".to_owned()));
+                environment.push((
+                    "SNAPSHOT_LOCATION",
+                    self.repository_location(base_path).display().to_string(),
+                ));
+            }
+        }
         environment
     }
 
@@ -246,18 +326,26 @@ impl LocalStack {
         )
     }
 
-    /// Creates a few sample indices with documents (the binary's `--seed`); indices that already
-    /// exist are left alone.
-    pub fn seed_sample_indices(&self) -> Result<(), Error> {
-        self.emulator.seed_sample_indices()
+    /// Creates a few sample indices with documents (the binary's `--seed`), on any engine;
+    /// indices that already exist are left alone.
+    pub async fn seed_sample_indices(&self) -> Result<(), Error> {
+        match &self.opensearch {
+            OpenSearchServer::Emulator { emulator, .. } => emulator.seed_sample_indices(),
+            OpenSearchServer::Real(node) => node.seed_sample_indices().await,
+        }
     }
 
-    /// Stops accepting connections, aborts running snapshots and waits for open connections to
-    /// finish (bounded), leaving the data directory in place.
+    /// Stops accepting connections, aborts running snapshots (the emulator's) or stops the
+    /// node, and waits for open connections to finish (bounded), leaving the data directory in
+    /// place.
     pub async fn shutdown(self) {
-        self.emulator.abort_running_snapshots();
-        for server in self.servers {
-            server.stop().await;
+        match self.opensearch {
+            OpenSearchServer::Emulator { emulator, server } => {
+                emulator.abort_running_snapshots();
+                server.stop().await;
+            }
+            OpenSearchServer::Real(node) => node.stop().await,
         }
+        self.s3.stop().await;
     }
 }

@@ -1,8 +1,12 @@
 //! `ossnap-local`: the local stack as a process, for the demo and for trying ossnap by hand.
 //!
 //! ```text
-//! ossnap-local [--data-dir DIR] [--opensearch-port 9200] [--s3-port 9000] [--seed]
+//! ossnap-local [--engine emulator|opensearch-2|opensearch-3] [--data-dir DIR]
+//!              [--opensearch-port 9200] [--s3-port 9000] [--seed]
 //! ```
+//! `--engine opensearch-2|opensearch-3` runs a real OpenSearch node (fetched once with Maven into
+//! the project's `.cache`) instead of the emulator; its repository is an `fs` one in the bucket's
+//! folder, so its blobs are S3 objects.
 //! Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (fixed development credentials
 //! when unset), the bucket from SNAPSHOT_BUCKET. Stops on Ctrl-C or SIGTERM and keeps its data
 //! directory, so a restart finds buckets, repositories, snapshots and indices again.
@@ -10,12 +14,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ossnap_local_stack::{Credentials, LocalStack, LocalStackConfig, DEFAULT_BUCKET};
+use ossnap_local_stack::{Credentials, Engine, LocalStack, LocalStackConfig, DEFAULT_BUCKET};
 
-const USAGE: &str =
-    "usage: ossnap-local [--data-dir DIR] [--opensearch-port PORT] [--s3-port PORT] [--seed]";
+const USAGE: &str = "usage: ossnap-local [--engine emulator|opensearch-2|opensearch-3] [--data-dir DIR] [--opensearch-port PORT] [--s3-port PORT] [--seed]";
 
+#[derive(Debug)]
 struct Arguments {
+    engine: Engine,
     data_dir: PathBuf,
     opensearch_port: u16,
     s3_port: u16,
@@ -24,6 +29,7 @@ struct Arguments {
 
 fn parse_arguments(arguments: impl Iterator<Item = String>) -> Result<Arguments, String> {
     let mut parsed = Arguments {
+        engine: Engine::Emulator,
         data_dir: PathBuf::from(".ossnap-local"),
         opensearch_port: 9200,
         s3_port: 9000,
@@ -37,6 +43,7 @@ fn parse_arguments(arguments: impl Iterator<Item = String>) -> Result<Arguments,
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match argument.as_str() {
+            "--engine" => parsed.engine = value("--engine")?.parse()?,
             "--data-dir" => parsed.data_dir = PathBuf::from(value("--data-dir")?),
             "--opensearch-port" => {
                 parsed.opensearch_port = value("--opensearch-port")?
@@ -121,6 +128,7 @@ async fn main() -> ExitCode {
         s3_port: arguments.s3_port,
         credentials,
         bucket: std::env::var("SNAPSHOT_BUCKET").unwrap_or_else(|_| DEFAULT_BUCKET.to_owned()),
+        engine: arguments.engine,
         ..LocalStackConfig::new(&arguments.data_dir)
     };
     let stack = match LocalStack::start(config).await {
@@ -131,7 +139,7 @@ async fn main() -> ExitCode {
         }
     };
     if arguments.seed {
-        if let Err(error) = stack.seed_sample_indices() {
+        if let Err(error) = stack.seed_sample_indices().await {
             eprintln!("ossnap-local: seeding failed: {error}");
             return ExitCode::FAILURE;
         }
@@ -141,23 +149,31 @@ async fn main() -> ExitCode {
         "ossnap-local is running (data in {})",
         config.data_dir.display()
     );
-    println!(
-        "  OpenSearch (SigV4, service es): {}",
-        stack.opensearch_endpoint()
-    );
+    match stack.engine().version() {
+        None => println!(
+            "  OpenSearch (emulator, SigV4):   {}",
+            stack.opensearch_endpoint()
+        ),
+        Some(version) => println!(
+            "  OpenSearch {version:<8} (no auth): {}",
+            stack.opensearch_endpoint()
+        ),
+    }
     println!(
         "  S3:                             {} (bucket {})",
         stack.s3_endpoint(),
         config.bucket
     );
-    println!("  principal:                      {}", config.principal_arn);
+    if stack.control().is_some() {
+        println!("  principal:                      {}", config.principal_arn);
+    }
     if development {
         println!(
             "  using fixed development credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY unset)"
         );
     }
     println!();
-    for (name, value) in stack.environment() {
+    for (name, value) in stack.environment(None) {
         println!("export {name}={value}");
     }
     println!();
@@ -180,6 +196,8 @@ mod tests {
     #[test]
     fn arguments_are_parsed() {
         let parsed = parse(&[
+            "--engine",
+            "opensearch-3",
             "--data-dir",
             "/tmp/x",
             "--opensearch-port",
@@ -189,6 +207,7 @@ mod tests {
             "--seed",
         ])
         .unwrap();
+        assert_eq!(parsed.engine, Engine::OpenSearch3);
         assert_eq!(parsed.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(
             (parsed.opensearch_port, parsed.s3_port, parsed.seed),
@@ -197,5 +216,8 @@ mod tests {
         assert!(parse(&["--opensearch-port", "x"]).is_err());
         assert!(parse(&["--data-dir"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        assert!(parse(&["--engine", "elasticsearch"])
+            .unwrap_err()
+            .contains("opensearch-2"));
     }
 }

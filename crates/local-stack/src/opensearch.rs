@@ -327,30 +327,23 @@ impl Emulator {
     }
 
     pub fn seed_sample_indices(&self) -> Result<(), Error> {
-        let samples: [(&str, u32, usize); 3] = [
-            ("orders", 2, 120),
-            ("customers", 1, 40),
-            ("logs-2026.01", 3, 300),
-        ];
         let mut state = self.state.lock().unwrap();
-        for (name, shards, documents) in samples {
-            if state.indices.contains_key(name) {
+        for sample in &crate::samples::SAMPLE_INDICES {
+            if state.indices.contains_key(sample.name) {
                 continue;
             }
             let mut index = IndexState::new(
                 random_base64_uuid(),
                 now_millis(),
-                shards,
+                sample.shards,
                 1,
-                json!({"properties": {"n": {"type": "long"}, "label": {"type": "keyword"}}}),
+                sample.mappings(),
             );
-            for n in 0..documents {
-                index.index_document(
-                    format!("{name}-{n}"),
-                    json!({"n": n, "label": format!("{name} sample {n}")}),
-                );
+            for n in 0..sample.documents {
+                let (id, source) = sample.document(n);
+                index.index_document(id, source);
             }
-            state.indices.insert(name.to_owned(), index);
+            state.indices.insert(sample.name.to_owned(), index);
         }
         self.state_file.save(&state)
     }
@@ -448,6 +441,11 @@ impl Emulator {
             ("GET" | "POST", [index, "_count"]) => self.count(call, index),
             ("POST", ["_aliases"]) => self.update_aliases(call),
             ("GET", [index, "_recovery"]) => self.recovery(call, index),
+            // Documents are searchable as soon as they are indexed here: refreshing is a no-op.
+            ("POST" | "GET", ["_refresh"]) => {
+                call.allow_parameters(&[])?;
+                Reply::ok(json!({"_shards": {"total": 1, "successful": 1, "failed": 0}}))
+            }
             ("POST" | "GET", [index, "_refresh"]) => {
                 call.allow_parameters(&[])?;
                 self.with_index(index, |_| ())?;

@@ -732,6 +732,11 @@ impl Emulator {
                 .strip_prefix('-')
                 .filter(|_| !selected.is_empty())
             {
+                // OpenSearch refuses to exclude a plain name that does not exist.
+                if !excluded.contains('*') && !indices.contains_key(excluded) && !ignore_unavailable
+                {
+                    return Err(ApiError::index_not_found(excluded));
+                }
                 selected.retain(|name| !glob_matches(excluded, name));
             } else if expression.contains('*') {
                 for name in indices.keys() {

@@ -98,7 +98,7 @@ async fn bad_signatures_get_the_aws_front_door_messages() {
     assert_eq!(send(&endpoint, with_hash).await.status, 200);
 
     assert_eq!(client.call("GET", "/", None).await.status, 200);
-    let log = stack.control().requests();
+    let log = stack.control().expect("the emulator").requests();
     assert_eq!(
         log.iter().filter(|request| request.status == 403).count(),
         6
@@ -412,6 +412,7 @@ async fn an_automated_snapshot_blocks_manual_ones_while_it_runs() {
         .await;
     let name = stack
         .control()
+        .expect("the emulator")
         .start_automated_snapshot(Duration::from_millis(400));
     let status = client.ok("GET", "/_snapshot/_status", None).await;
     assert_eq!(status["snapshots"][0]["repository"], "cs-automated");
@@ -438,7 +439,10 @@ async fn red_indices_and_forced_outcomes_end_failed_or_partial() {
         .register_repository("backups", "ossnap-local", "")
         .await;
 
-    stack.control().make_index_red("users");
+    stack
+        .control()
+        .expect("the emulator")
+        .make_index_red("users");
     assert_eq!(
         client.ok("GET", "/_cluster/health", None).await["status"],
         "red"
@@ -472,10 +476,14 @@ async fn red_indices_and_forced_outcomes_end_failed_or_partial() {
         partial["snapshot"]["shards"],
         json!({"total": 3, "failed": 1, "successful": 2})
     );
-    stack.control().make_index_green("users");
+    stack
+        .control()
+        .expect("the emulator")
+        .make_index_green("users");
 
     stack
         .control()
+        .expect("the emulator")
         .set_next_snapshot_outcome(SnapshotOutcome::Failed {
             reason: "disk on fire".to_owned(),
         });
@@ -492,6 +500,7 @@ async fn red_indices_and_forced_outcomes_end_failed_or_partial() {
 
     stack
         .control()
+        .expect("the emulator")
         .set_next_snapshot_outcome(SnapshotOutcome::NeverFinishes);
     client.ok("PUT", "/_snapshot/backups/stuck", None).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -545,7 +554,7 @@ async fn faults_and_the_request_log_over_http() {
         "the operation was performed before the 504"
     );
 
-    stack.control().add_fault(Fault::new(
+    stack.control().expect("the emulator").add_fault(Fault::new(
         "GET",
         "/_snapshot/backups",
         500,
@@ -591,7 +600,7 @@ async fn faults_and_the_request_log_over_http() {
             .status,
         200
     );
-    assert!(stack.control().is_red("orders"));
+    assert!(stack.control().expect("the emulator").is_red("orders"));
     stack.shutdown().await;
 }
 

@@ -170,6 +170,30 @@ impl OpenSearch {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> std::result::Result<(u16, Vec<u8>), (u16, Error)> {
+        let (status, bytes) = self
+            .exchange(method, path, query, body)
+            .await
+            .map_err(|error| (0, error))?;
+        if (200..300).contains(&status) {
+            Ok((status, bytes))
+        } else {
+            Err((
+                status,
+                classify::classify(status, method.as_str(), path, &bytes),
+            ))
+        }
+    }
+
+    /// Sends one request, authenticated as configured, and returns the status and body whatever
+    /// the status (for conformance tests and diagnostics); only a request that cannot be built,
+    /// sent or read to its end is an error.
+    pub async fn exchange(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>)> {
         let mut url = format!("{}{}", self.endpoint, path);
         if !query.is_empty() {
             let pairs: Vec<String> = query
@@ -184,22 +208,12 @@ impl OpenSearch {
         if body.is_some() {
             builder = builder.header(http::header::CONTENT_TYPE, "application/json");
         }
-        let mut request = builder.body(payload).map_err(|e| {
-            (
-                0,
-                Error::config(format!("cannot build the request {method} {url}: {e}")),
-            )
-        })?;
-        self.auth
-            .apply(&mut request, self.clock.now())
-            .await
-            .map_err(|e| (0, e))?;
-        let request = reqwest::Request::try_from(request).map_err(|e| {
-            (
-                0,
-                Error::config(format!("cannot build the request {method} {url}: {e}")),
-            )
-        })?;
+        let mut request = builder
+            .body(payload)
+            .map_err(|e| Error::config(format!("cannot build the request {method} {url}: {e}")))?;
+        self.auth.apply(&mut request, self.clock.now()).await?;
+        let request = reqwest::Request::try_from(request)
+            .map_err(|e| Error::config(format!("cannot build the request {method} {url}: {e}")))?;
         let response = self.http.execute(request).await.map_err(|e| {
             let what = if e.is_timeout() {
                 "timed out"
@@ -208,39 +222,26 @@ impl OpenSearch {
             } else {
                 "failed"
             };
-            (
-                0,
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "{method} {path} {what}: {}; check that {} is reachable from the function (VPC, security group on 443)",
-                        error_chain(&e),
-                        self.endpoint
-                    ),
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{method} {path} {what}: {}; check that {} is reachable from the function (VPC, security group on 443)",
+                    error_chain(&e),
+                    self.endpoint
                 ),
             )
         })?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| {
-            (
-                status,
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "{method} {path}: the response was cut off: {}",
-                        error_chain(&e)
-                    ),
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{method} {path}: the response was cut off: {}",
+                    error_chain(&e)
                 ),
             )
         })?;
-        if (200..300).contains(&status) {
-            Ok((status, bytes.to_vec()))
-        } else {
-            Err((
-                status,
-                classify::classify(status, method.as_str(), path, &bytes),
-            ))
-        }
+        Ok((status, bytes.to_vec()))
     }
 
     // ---- Repositories ----

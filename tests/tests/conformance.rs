@@ -1,0 +1,343 @@
+//! One conformance suite, run against every engine of the local stack: the emulator and real
+//! OpenSearch 2.x and 3.x nodes (fetched once with Maven; see `ossnap_local_stack::Engine`).
+//!
+//! Each engine goes through the same path — register, a snapshot for each event shape,
+//! check-status until done, verify from S3, retention, delete an index, restore it through the
+//! API, equal counts and mappings — and answers the same error probes. What the real engines
+//! answered to the probes is recorded under `tests/transcripts/` (`OSSNAP_RECORD_TRANSCRIPTS=1`
+//! rewrites them); `transcripts.rs` replays them against the emulator without Java.
+
+use std::time::Duration;
+
+use lambda_runtime::{Context, LambdaEvent};
+use ossnap_core::config::{Environment, Settings};
+use ossnap_core::event::Invocation;
+use ossnap_core::register::{self, RegistrationStatus};
+use ossnap_core::retention::{self, Policy, RetentionInput};
+use ossnap_core::status::{self, StatusInput, StatusOutput};
+use ossnap_core::{snapshot, Deps, ErrorKind};
+use ossnap_local_stack::{Engine, Profile, SnapshotOutcome};
+use ossnap_tests::conformance::{probes, Transcript};
+use ossnap_tests::stack::{BASE_PATH, SNAPSHOT_ROLE};
+use ossnap_tests::TestStack;
+use ossnap_verify::{Store, Verifier, VerifyInput};
+use serde_json::{json, Value};
+
+const INDEX: &str = "logs-2026.11";
+const DOCUMENTS: usize = 40;
+
+#[tokio::test]
+async fn emulator_answers_as_opensearch_2() {
+    conformance(Engine::Emulator, Profile::V2)
+        .await
+        .assert_same_answers(&Transcript::recorded(Engine::OpenSearch2));
+}
+
+#[tokio::test]
+async fn emulator_answers_as_opensearch_3() {
+    conformance(Engine::Emulator, Profile::V3)
+        .await
+        .assert_same_answers(&Transcript::recorded(Engine::OpenSearch3));
+}
+
+#[tokio::test]
+async fn opensearch_2() {
+    conformance(Engine::OpenSearch2, Profile::V2)
+        .await
+        .record_if_asked();
+}
+
+#[tokio::test]
+async fn opensearch_3() {
+    conformance(Engine::OpenSearch3, Profile::V3)
+        .await
+        .record_if_asked();
+}
+
+/// The whole path and the probes on `engine` (`profile` says which generation the emulator
+/// answers as); returns what the engine answered to the probes.
+async fn conformance(engine: Engine, profile: Profile) -> Transcript {
+    let stack = TestStack::start_with(|config| {
+        config.engine = engine;
+        config.profile = profile;
+    })
+    .await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, INDEX, DOCUMENTS).await;
+    stack.seed_index(&deps, "orders", 5).await;
+    refresh(&deps).await;
+    let mapping_before = mappings(&deps, INDEX).await;
+
+    let registered = register::run(&deps, invocation(Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(registered.status, RegistrationStatus::Created, "{engine}");
+    assert!(registered.verified_nodes.unwrap() >= 1, "{engine}");
+    let again = register::run(&deps, invocation(Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(again.status, RegistrationStatus::Unchanged, "{engine}");
+
+    let snapshots = snapshot_each_event_shape(&deps).await;
+    for name in &snapshots {
+        let verified = verify(&stack, name).await;
+        assert!(verified.verified, "{engine} {name}");
+        assert_eq!(verified.indices, 2, "{engine} {name}");
+        assert!(
+            verified.blobs > 0 && verified.bytes > 0,
+            "{engine} {name}: {verified:?}"
+        );
+    }
+
+    let policy = Policy {
+        min_count: 2,
+        max_count: Some(2),
+        max_age: None,
+        max_deletions: 20,
+        dry_run: false,
+    };
+    let retained = retention::run(&deps, &policy, invocation(RetentionInput::default()))
+        .await
+        .unwrap();
+    let deleted: Vec<_> = retained
+        .deleted
+        .iter()
+        .map(|d| d.snapshot.clone())
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![snapshots[0].clone()],
+        "{engine}: {retained:?}"
+    );
+    let remaining: Vec<String> = deps
+        .opensearch
+        .get_snapshots(&deps.settings.repository, &["_all"], false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|info| info.snapshot)
+        .collect();
+    assert_eq!(remaining, snapshots[1..].to_vec(), "{engine}");
+
+    restore_round_trip(&deps, &snapshots[2], &mapping_before).await;
+
+    let transcript = answer_probes(&stack, &deps, &snapshots[2], profile).await;
+    transcript.check_expectations();
+    transcript
+}
+
+fn invocation<T>(input: T) -> Invocation<T> {
+    Invocation {
+        input,
+        scheduled_time: None,
+    }
+}
+
+/// One snapshot started by each event shape the functions accept, each followed by check-status
+/// until done; returns their names, oldest first.
+async fn snapshot_each_event_shape(deps: &Deps) -> Vec<String> {
+    let events = [
+        // A plain JSON event (console, Step Functions) naming its snapshot.
+        json!({"snapshot": "ossnap-20261101-020000", "run_id": "plain"}),
+        // An EventBridge scheduled event.
+        json!({"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+               "account": "123456789012", "time": "2026-11-02T02:00:00Z", "region": "us-east-1",
+               "resources": [], "detail": {}}),
+        // EventBridge Scheduler input.
+        json!({"scheduled_time": "2026-11-03T02:00:00Z"}),
+    ];
+    let all_deps = Ok(deps.clone());
+    let mut names = Vec::new();
+    for event in events {
+        let started = snapshot::handle(
+            &all_deps,
+            LambdaEvent::new(event.clone(), Context::default()),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{event}: {error}"));
+        let report = until_done(deps, &started.snapshot).await;
+        assert!(report.healthy, "{}: {report:?}", started.snapshot);
+        names.push(started.snapshot);
+    }
+    assert_eq!(
+        names,
+        [
+            "ossnap-20261101-020000",
+            "ossnap-20261102-020000",
+            "ossnap-20261103-020000"
+        ]
+    );
+    names
+}
+
+async fn until_done(deps: &Deps, snapshot: &str) -> status::SnapshotReport {
+    for _ in 0..600 {
+        let input = StatusInput {
+            repository: None,
+            snapshot: Some(snapshot.to_owned()),
+        };
+        match status::run(deps, invocation(input)).await.unwrap() {
+            StatusOutput::Snapshot(report) if report.done => return report,
+            StatusOutput::Snapshot(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("expected a snapshot report, got {other:?}"),
+        }
+    }
+    panic!("{snapshot} never finished");
+}
+
+async fn verify(stack: &TestStack, snapshot: &str) -> ossnap_verify::VerifyOutput {
+    let verifier = Verifier {
+        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
+        store: Store::new(stack.local.s3_client()),
+        clock: ossnap_core::clock::Clock::without_sleeps(),
+    };
+    let input = VerifyInput {
+        repository: None,
+        snapshot: Some(snapshot.to_owned()),
+        bucket: None,
+        base_path: Some(BASE_PATH.to_owned()),
+    };
+    ossnap_verify::run(&verifier, invocation(input))
+        .await
+        .unwrap_or_else(|error| panic!("{snapshot}: {error}"))
+}
+
+async fn refresh(deps: &Deps) {
+    deps.opensearch
+        .call(http::Method::POST, "/_refresh", &[], None)
+        .await
+        .unwrap();
+}
+
+async fn count(deps: &Deps, index: &str) -> u64 {
+    let answer = deps
+        .opensearch
+        .call(http::Method::GET, &format!("/{index}/_count"), &[], None)
+        .await
+        .unwrap();
+    answer["count"].as_u64().unwrap()
+}
+
+async fn mappings(deps: &Deps, index: &str) -> Value {
+    let answer = deps
+        .opensearch
+        .call(http::Method::GET, &format!("/{index}"), &[], None)
+        .await
+        .unwrap();
+    answer[index]["mappings"].clone()
+}
+
+/// Deletes the index, restores it from `snapshot` through the API and waits until every document
+/// is back with the same mappings.
+async fn restore_round_trip(deps: &Deps, snapshot: &str, mapping_before: &Value) {
+    deps.opensearch
+        .call(http::Method::DELETE, &format!("/{INDEX}"), &[], None)
+        .await
+        .unwrap();
+    let restored = deps
+        .opensearch
+        .call(
+            http::Method::POST,
+            &format!("/_snapshot/ossnap/{snapshot}/_restore"),
+            &[("wait_for_completion", "true")],
+            Some(&json!({"indices": INDEX, "include_global_state": false})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        restored["snapshot"]["indices"],
+        json!([INDEX]),
+        "{restored}"
+    );
+    assert_eq!(restored["snapshot"]["shards"]["failed"], 0, "{restored}");
+    assert_eq!(count(deps, INDEX).await, DOCUMENTS as u64);
+    assert_eq!(&mappings(deps, INDEX).await, mapping_before);
+}
+
+const THROTTLED: &str = "throttled";
+
+/// Puts a snapshot in progress in the repository [`THROTTLED`] that stays running until deleted:
+/// the emulator is told so; a real node writes it at 1 KiB a second (slow enough for the
+/// probes, fast enough to abort within a request's timeout). Returns its name.
+async fn start_running_snapshot(stack: &TestStack, deps: &Deps) -> String {
+    let base_path = "clusters/throttled";
+    let repository = match stack.engine() {
+        Engine::Emulator => {
+            stack
+                .control()
+                .set_next_snapshot_outcome(SnapshotOutcome::NeverFinishes);
+            json!({"type": "s3", "settings": {
+                "bucket": stack.local.config().bucket, "base_path": base_path,
+                "role_arn": SNAPSHOT_ROLE}})
+        }
+        Engine::OpenSearch2 | Engine::OpenSearch3 => {
+            // Amazon OpenSearch Service runs one snapshot at a time, as the emulator does; a
+            // self-managed node takes up to 1,000 at once unless told otherwise.
+            set_concurrent_operations_limit(deps, json!(1)).await;
+            json!({"type": "fs", "settings": {
+                "location": stack.local.repository_location(Some(base_path)),
+                "max_snapshot_bytes_per_sec": "1kb"}})
+        }
+    };
+    deps.opensearch
+        .call(
+            http::Method::PUT,
+            &format!("/_snapshot/{THROTTLED}"),
+            &[],
+            Some(&repository),
+        )
+        .await
+        .unwrap();
+    deps.opensearch
+        .create_snapshot(THROTTLED, "running", &json!({"indices": INDEX}))
+        .await
+        .unwrap();
+    "running".to_owned()
+}
+
+/// `snapshot.max_concurrent_operations` of a real node (`null`: its default, 1,000).
+async fn set_concurrent_operations_limit(deps: &Deps, limit: Value) {
+    deps.opensearch
+        .call(
+            http::Method::PUT,
+            "/_cluster/settings",
+            &[],
+            Some(&json!({"persistent": {"snapshot.max_concurrent_operations": limit}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// The error probes, answered by this engine, with ossnap's own refusal of a second snapshot.
+async fn answer_probes(
+    stack: &TestStack,
+    deps: &Deps,
+    existing: &str,
+    profile: Profile,
+) -> Transcript {
+    let mut transcript = Transcript::new(stack.engine(), profile == Profile::V3);
+    for probe in probes::before_running(existing) {
+        transcript.answer(deps, probe).await;
+    }
+    let running = start_running_snapshot(stack, deps).await;
+    let refused = snapshot::run(
+        deps,
+        invocation(snapshot::SnapshotInput {
+            snapshot: Some("ossnap-second".into()),
+            ..Default::default()
+        }),
+        "second",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::SnapshotInProgress, "{refused}");
+    assert!(refused.message().contains(&running), "{refused}");
+    transcript.answer(deps, probes::concurrent()).await;
+    if stack.engine() != Engine::Emulator {
+        set_concurrent_operations_limit(deps, Value::Null).await;
+    }
+    for probe in probes::abort(THROTTLED, &running) {
+        transcript.answer(deps, probe).await;
+    }
+    transcript
+}
