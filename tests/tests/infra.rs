@@ -15,12 +15,14 @@ use serde_yaml::Value as Yaml;
 const TEMPLATE: &str = "template.yaml";
 const FIXTURE: &str = "fixtures/insecure-blog.yaml";
 
-/// What AWS recommends retrying on every Lambda task (bp-lambda-serviceexception).
-const LAMBDA_SERVICE_EXCEPTIONS: [&str; 4] = [
+/// What AWS recommends retrying on every Lambda task (bp-lambda-serviceexception), and the
+/// timeout of the Invoke call itself, which Step Functions reports under its own name.
+const LAMBDA_SERVICE_EXCEPTIONS: [&str; 5] = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
 ];
 
 /// Errors that a retry cannot fix: the event, the environment, IAM or the role mapping must change.
