@@ -61,9 +61,10 @@ const FUNCTION_INPUTS: [(&str, &[&str]); 5] = [
     ("RetentionFunction", &["repository"]),
 ];
 
-/// Functions of which two copies must never run at once.
-const SINGLE_FLIGHT_FUNCTIONS: [&str; 3] =
-    ["RegisterFunction", "SnapshotFunction", "RetentionFunction"];
+/// Functions of which two copies must never run at once: every path of the workflow to them
+/// passes through the overlap guard, a listing of the state machine's running executions.
+const SINGLE_FLIGHT_FUNCTIONS: [&str; 2] = ["SnapshotFunction", "RetentionFunction"];
+const OVERLAP_GUARD: &str = "aws-sdk:sfn:listExecutions";
 
 // ------------------------------------------------------------------------------------ loading
 
@@ -298,6 +299,8 @@ fn least_privilege_violations(template: &Yaml) -> Vec<String> {
                 actions == ["s3:ListBucket"] && limited_to_base_path
             } else if resource.starts_with("arn:") || resource.contains("s3:::") {
                 resource == REPOSITORY_OBJECTS_ARN
+                    || (actions == ["states:ListExecutions"]
+                        && own_state_machine_arns(template).contains(&resource))
             } else if resource.starts_with("${DomainArn}") {
                 resource.starts_with(DOMAIN_SNAPSHOT_PATHS)
             } else {
@@ -314,6 +317,17 @@ fn least_privilege_violations(template: &Yaml) -> Vec<String> {
         }
     }
     violations
+}
+
+/// The ARNs of this template's named state machines, as a `!Sub` string.
+fn own_state_machine_arns(template: &Yaml) -> Vec<String> {
+    resources_of_type(template, &["AWS::Serverless::StateMachine"])
+        .into_iter()
+        .filter_map(|(_, machine)| machine["Properties"].get("Name").map(as_sub_string))
+        .map(|name| {
+            format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}")
+        })
+        .collect()
 }
 
 fn pass_role_violations(template: &Yaml) -> Vec<String> {
@@ -629,6 +643,83 @@ fn state_machine_violations(template: &Yaml, machine: &StateMachine) -> Vec<Stri
             ));
         }
     }
+    violations.extend(overlap_violations(template, machine));
+    violations
+}
+
+/// The states reachable from StartAt without passing through the overlap guard.
+fn reachable_without_guard(template: &Yaml, machine: &StateMachine) -> BTreeSet<String> {
+    let states = machine.definition["States"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut seen = BTreeSet::new();
+    let mut next: Vec<String> = machine.definition["StartAt"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    while let Some(name) = next.pop() {
+        let Some(state) = states.get(&name) else {
+            continue;
+        };
+        if !seen.insert(name) {
+            continue;
+        }
+        let guard = task_target(template, machine, &state["Resource"])
+            == Target::Service(OVERLAP_GUARD.into());
+        if guard {
+            continue;
+        }
+        let successors = [&state["Next"], &state["Default"]]
+            .into_iter()
+            .chain(
+                state["Choices"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| &c["Next"]),
+            )
+            .chain(
+                state["Catch"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| &c["Next"]),
+            );
+        next.extend(successors.filter_map(|n| n.as_str().map(str::to_string)));
+    }
+    seen
+}
+
+/// Two runs at once would take two snapshots or apply retention twice: the workflow, not a
+/// Lambda reservation, keeps them apart.
+fn overlap_violations(template: &Yaml, machine: &StateMachine) -> Vec<String> {
+    let states = &machine.definition["States"];
+    let mut violations = Vec::new();
+    for name in reachable_without_guard(template, machine) {
+        if let Target::Function(function) =
+            task_target(template, machine, &states[&name]["Resource"])
+        {
+            if SINGLE_FLIGHT_FUNCTIONS.contains(&function.as_str()) {
+                violations.push(format!(
+                    "{}.{name}: calls {function} on a path that skips the overlap guard ({OVERLAP_GUARD}), so two runs could call it at once",
+                    machine.id
+                ));
+            }
+        }
+    }
+    let guards_this_machine = states.as_object().into_iter().flatten().any(|(_, state)| {
+        task_target(template, machine, &state["Resource"]) == Target::Service(OVERLAP_GUARD.into())
+            && state["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+            && state["Parameters"]["StatusFilter"] == "RUNNING"
+    });
+    if !guards_this_machine {
+        violations.push(format!(
+            "{}: no state lists this state machine's RUNNING executions",
+            machine.id
+        ));
+    }
     violations
 }
 
@@ -813,11 +904,12 @@ fn function_violations(template: &Yaml) -> Vec<String> {
         if setting("VpcConfig").is_null() {
             violations.push(format!("{id}: not in the domain's VPC"));
         }
-        if SINGLE_FLIGHT_FUNCTIONS.contains(&id.as_str())
-            && function["Properties"]["ReservedConcurrentExecutions"].as_u64() != Some(1)
+        if function["Properties"]
+            .get("ReservedConcurrentExecutions")
+            .is_some()
         {
             violations.push(format!(
-                "{id}: two copies could run at once (reserved concurrency is not 1)"
+                "{id}: reserves concurrency, which fails in accounts whose concurrency quota is below 100 plus the reservation"
             ));
         }
     }
