@@ -936,11 +936,188 @@ fn role_mapping_violations(template: &Yaml) -> Vec<String> {
     violations
 }
 
+// ------------------------------------------------------------------------------------ names
+
+/// One stack of the template as deployed: its name, and the parameters it gives (the others take
+/// their defaults).
+struct Deployment<'d> {
+    stack: &'d str,
+    parameters: &'d [(&'d str, &'d str)],
+}
+
+/// Two domains in one account and region, deployed as README's "Several domains" shows: the
+/// second shares the first one's bucket under its own base path.
+const LOGS_DOMAIN: Deployment = Deployment {
+    stack: "ossnap-logs",
+    parameters: &[
+        ("DomainArn", "arn:aws:es:eu-west-1:123456789012:domain/logs"),
+        ("SnapshotBucketName", "acme-opensearch-snapshots"),
+        ("SnapshotBasePath", "logs"),
+    ],
+};
+const SEARCH_DOMAIN: Deployment = Deployment {
+    stack: "ossnap-search",
+    parameters: &[
+        (
+            "DomainArn",
+            "arn:aws:es:eu-west-1:123456789012:domain/search",
+        ),
+        ("SnapshotBucketName", "acme-opensearch-snapshots"),
+        ("CreateSnapshotBucket", "false"),
+        ("SnapshotBasePath", "search"),
+    ],
+};
+
+impl Deployment<'_> {
+    fn parameter(&self, template: &Yaml, name: &str) -> Option<String> {
+        if let Some((_, value)) = self.parameters.iter().find(|(key, _)| *key == name) {
+            return Some(value.to_string());
+        }
+        let default = &template["Parameters"].get(name)?["Default"];
+        match default {
+            Yaml::String(s) => Some(s.clone()),
+            Yaml::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A value as CloudFormation resolves it in this stack. A resource stands for a name that
+    /// CloudFormation generates from the stack's name, unique in the account.
+    fn render(&self, template: &Yaml, value: &Yaml) -> String {
+        let text = as_sub_string(value);
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
+            let name = &rest[start + 2..end];
+            let resolved = match name {
+                "AWS::StackName" => self.stack.to_string(),
+                "AWS::Region" => "eu-west-1".into(),
+                "AWS::AccountId" => "123456789012".into(),
+                "AWS::Partition" => "aws".into(),
+                _ => self.parameter(template, name).unwrap_or_else(|| {
+                    let id = name.split('.').next().unwrap_or(name);
+                    format!("{}-{id}-GENERATED", self.stack)
+                }),
+            };
+            out.push_str(&resolved);
+            rest = &rest[(end + 1).min(rest.len())..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn condition_holds(&self, template: &Yaml, condition: &Yaml) -> bool {
+        if let Some(name) = condition.as_str() {
+            return self.condition_holds(template, &template["Conditions"][name]);
+        }
+        if let Some(arguments) = intrinsic(condition, "Equals").and_then(Yaml::as_sequence) {
+            return self.render(template, &arguments[0]) == self.render(template, &arguments[1]);
+        }
+        if let Some(arguments) = intrinsic(condition, "Not").and_then(Yaml::as_sequence) {
+            return !self.condition_holds(template, &arguments[0]);
+        }
+        panic!("unsupported condition {condition:?}")
+    }
+
+    /// The names this stack gives its resources, by kind (a log group and a schedule may share a
+    /// name; two log groups may not). Names CloudFormation generates are unique and left out.
+    fn physical_names(&self, template: &Yaml) -> Vec<(String, String)> {
+        let mut names = Vec::new();
+        for (id, resource) in resources(template) {
+            if let Some(condition) = resource.get("Condition") {
+                if !self.condition_holds(template, condition) {
+                    continue;
+                }
+            }
+            let kind = resource["Type"].as_str().unwrap_or_default().to_string();
+            for (key, value) in resource["Properties"].as_mapping().into_iter().flatten() {
+                let key = key.as_str().unwrap_or_default();
+                if key.ends_with("Name") && !["DisplayName", "MetricName"].contains(&key) {
+                    names.push((kind.clone(), self.render(template, value)));
+                }
+            }
+            for (event, body) in resource["Properties"]["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+            {
+                if body["Type"].as_str() == Some("ScheduleV2") {
+                    // Without a Name, SAM names the schedule after the logical ids.
+                    let name = match body["Properties"].get("Name") {
+                        Some(name) => self.render(template, name),
+                        None => format!("{id}{}", event.as_str().unwrap_or_default()),
+                    };
+                    names.push(("AWS::Scheduler::Schedule".into(), name));
+                }
+            }
+        }
+        names
+    }
+}
+
+/// The names two stacks of `template` would both claim in one account and region.
+fn name_clashes(template: &Yaml, first: &Deployment, second: &Deployment) -> Vec<String> {
+    let theirs: BTreeSet<(String, String)> = second.physical_names(template).into_iter().collect();
+    first
+        .physical_names(template)
+        .into_iter()
+        .filter(|name| theirs.contains(name))
+        .map(|(kind, name)| {
+            format!(
+                "{kind} {name}: {} and {} both claim it",
+                first.stack, second.stack
+            )
+        })
+        .collect()
+}
+
+/// The logs key may encrypt only this stack's log groups: its condition names each of them and
+/// nothing else.
+fn logs_key_violations(template: &Yaml) -> Vec<String> {
+    let deployment = &LOGS_DOMAIN;
+    let log_groups: BTreeSet<String> = resources_of_type(template, &["AWS::Logs::LogGroup"])
+        .into_iter()
+        .map(|(_, group)| {
+            format!(
+                "arn:aws:logs:eu-west-1:123456789012:log-group:{}",
+                deployment.render(template, &group["Properties"]["LogGroupName"])
+            )
+        })
+        .collect();
+    let mut violations = Vec::new();
+    for (id, key) in resources_of_type(template, &["AWS::KMS::Key"]) {
+        let mut statements = Vec::new();
+        statements_of(id.clone(), &key["Properties"]["KeyPolicy"], &mut statements);
+        for statement in statements.iter().filter(|s| s.allows()) {
+            let services = strings(&statement.body["Principal"]["Service"]);
+            if !services.iter().any(|s| s.starts_with("logs.")) {
+                continue;
+            }
+            let mut scope = Vec::new();
+            for operator in ["ArnEquals", "ArnLike", "StringEquals", "StringLike"] {
+                scope.extend(statement.condition(operator, "kms:EncryptionContext:aws:logs:arn"));
+            }
+            let granted: BTreeSet<String> = scope
+                .iter()
+                .map(|arn| deployment.render(template, &Yaml::String(arn.clone())))
+                .collect();
+            if scope.is_empty() || granted != log_groups {
+                violations.push(format!(
+                    "{id}: CloudWatch Logs may use the key for {granted:?}, not exactly this stack's log groups {log_groups:?}"
+                ));
+            }
+        }
+    }
+    violations
+}
+
 // ------------------------------------------------------------------------------------ tests
 
 type Check = fn(&Yaml) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 9] = [
+const CHECKS: [(&str, Check); 10] = [
     ("least privilege", least_privilege_violations),
     ("iam:PassRole", pass_role_violations),
     ("snapshot role trust", snapshot_role_trust_violations),
@@ -950,6 +1127,7 @@ const CHECKS: [(&str, Check); 9] = [
     ("functions", function_violations),
     ("role mapping", role_mapping_violations),
     ("substitutions", substitution_violations),
+    ("logs key", logs_key_violations),
 ];
 
 /// Every `${...}` of the ASL has a substitution, and every substitution is used.
@@ -1004,7 +1182,8 @@ fn every_check_rejects_the_insecure_blog_setup() {
     let fixture = load_template(FIXTURE);
     let toothless: Vec<&str> = CHECKS
         .iter()
-        .filter(|(check, _)| *check != "substitutions") // the fixture's definition is inline
+        // The fixture's definition is inline, and it has no logs key (the next test bites instead).
+        .filter(|(check, _)| !["substitutions", "logs key"].contains(check))
         .filter(|(_, run)| run(&fixture).is_empty())
         .map(|(check, _)| *check)
         .collect();
@@ -1083,4 +1262,44 @@ fn the_workflow_retries_exactly_the_transient_error_kinds() {
         .map(|kind| kind.name().to_string())
         .collect();
     assert_eq!(retried, retryable);
+}
+
+#[test]
+fn two_stacks_in_one_account_claim_no_name_twice() {
+    let template = load_template(TEMPLATE);
+    let clashes = name_clashes(&template, &LOGS_DOMAIN, &SEARCH_DOMAIN);
+    assert!(clashes.is_empty(), "{}", clashes.join("\n"));
+
+    // The check bites: without its Name, the schedule is named after its logical id in both.
+    let mut unnamed = template.clone();
+    let schedule = &mut unnamed["Resources"]["SnapshotStateMachine"]["Properties"]["Events"]
+        ["Nightly"]["Properties"];
+    schedule
+        .as_mapping_mut()
+        .expect("the schedule's properties")
+        .remove("Name");
+    let clashes = name_clashes(&unnamed, &LOGS_DOMAIN, &SEARCH_DOMAIN);
+    assert_eq!(
+        clashes,
+        ["AWS::Scheduler::Schedule SnapshotStateMachineNightly: ossnap-logs and ossnap-search both claim it"]
+    );
+}
+
+#[test]
+fn a_logs_key_for_every_log_group_of_the_account_is_refused() {
+    let mut template = load_template(TEMPLATE);
+    let statements = template["Resources"]["OperationsKey"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence_mut()
+        .expect("the key policy's statements");
+    let logs = statements
+        .iter_mut()
+        .find(|s| s["Sid"].as_str() == Some("CloudWatchLogsEncryptsThisStacksLogGroups"))
+        .expect("the logs statement");
+    logs["Condition"] = serde_yaml::from_str(
+        "ArnLike: {kms:EncryptionContext:aws:logs:arn: 'arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*'}",
+    )
+    .unwrap();
+    let violations = logs_key_violations(&template);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].contains("log-group:*"), "{violations:?}");
 }
