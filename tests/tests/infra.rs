@@ -52,6 +52,9 @@ const REPOSITORY_OBJECTS_ARN: &str =
 /// The only domain paths a policy may name: the repository and what is under it.
 const DOMAIN_SNAPSHOT_PATHS: &str = "${DomainArn}/_snapshot/";
 
+/// Functions that never call OpenSearch, so hold no `es:` grant and no role mapping.
+const S3_ONLY_FUNCTIONS: [&str; 1] = ["VerifyFunction"];
+
 /// The input each function accepts (they reject unknown fields), keyed by its logical id.
 const FUNCTION_INPUTS: [(&str, &[&str]); 5] = [
     ("RegisterFunction", &[]),
@@ -349,9 +352,16 @@ fn pass_role_violations(template: &Yaml) -> Vec<String> {
                 statement.resources()
             ));
         }
-        if statement.condition("StringEquals", "iam:PassedToService") != ["es.amazonaws.com"] {
+        // No AWS document shows OpenSearch Service setting iam:PassedToService when it registers
+        // a repository: a condition on it that holds by default could fail every registration.
+        let condition = &statement.body["Condition"];
+        let on_by_default = match intrinsic(condition, "If").and_then(Yaml::as_sequence) {
+            Some(branches) => LOGS_DOMAIN.condition_holds(template, &branches[0]),
+            None => !condition.is_null(),
+        };
+        if on_by_default && format!("{condition:?}").contains("iam:PassedToService") {
             violations.push(format!(
-                "{}: iam:PassRole without iam:PassedToService = es.amazonaws.com",
+                "{}: iam:PassRole requires iam:PassedToService by default, which OpenSearch Service is not documented to set",
                 statement.place
             ));
         }
@@ -445,7 +455,7 @@ fn bucket_violations(template: &Yaml) -> Vec<String> {
         {
             violations.push(format!("{id}: versioned without noncurrent-version expiry"));
         }
-        let denies_plain_http = policies.iter().any(|(_, policy)| {
+        let tls_policy = policies.iter().find(|(_, policy)| {
             let properties = &policy["Properties"];
             let mut statements = Vec::new();
             statements_of(
@@ -463,10 +473,19 @@ fn bucket_violations(template: &Yaml) -> Vec<String> {
                         && s.resources().contains(&format!("${{{id}.Arn}}/*"))
                 })
         });
-        if !denies_plain_http {
-            violations.push(format!(
+        match tls_policy {
+            None => violations.push(format!(
                 "{id}: no bucket policy denies requests without TLS (aws:SecureTransport false)"
-            ));
+            )),
+            Some((policy_id, policy)) => {
+                for keep in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                    if policy[keep].as_str() != Some("Retain") {
+                        violations.push(format!(
+                            "{policy_id}: {keep} is not Retain, so the retained bucket {id} would lose its TLS-only policy"
+                        ));
+                    }
+                }
+            }
         }
     }
     violations
@@ -916,6 +935,67 @@ fn function_violations(template: &Yaml) -> Vec<String> {
     violations
 }
 
+fn s3_only_violations(template: &Yaml) -> Vec<String> {
+    identity_statements(template)
+        .iter()
+        .filter(|s| S3_ONLY_FUNCTIONS.contains(&s.place.as_str()))
+        .flat_map(|s| {
+            s.actions()
+                .into_iter()
+                .filter(|a| a.starts_with("es:"))
+                .map(|a| format!("{}: holds {a}, but never calls OpenSearch", s.place))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Each parameter's AllowedPattern accepts its default, and the base path refuses what would
+/// turn the S3 grants built from it into wildcards or lead out of it.
+fn parameter_pattern_violations(template: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    let pattern_of = |name: &str| {
+        template["Parameters"][name]["AllowedPattern"]
+            .as_str()
+            .map(|p| fancy_regex::Regex::new(p).unwrap_or_else(|e| panic!("{name}: {e}")))
+    };
+    for (name, parameter) in template["Parameters"].as_mapping().into_iter().flatten() {
+        let name = name.as_str().unwrap_or_default();
+        if let (Some(pattern), Some(default)) = (pattern_of(name), parameter["Default"].as_str()) {
+            if !pattern.is_match(default).unwrap_or(false) {
+                violations.push(format!(
+                    "{name}: the default {default:?} fails its own AllowedPattern"
+                ));
+            }
+        }
+    }
+    let Some(base_path) = pattern_of("SnapshotBasePath") else {
+        return vec!["SnapshotBasePath has no AllowedPattern".into()];
+    };
+    for good in ["ossnap", "prod/domain-a", "team_1/logs.v2"] {
+        if !base_path.is_match(good).unwrap_or(false) {
+            violations.push(format!("SnapshotBasePath refuses {good:?}"));
+        }
+    }
+    for bad in [
+        "*",
+        "prod*",
+        "prod/*",
+        "pro?",
+        "${aws:username}",
+        "/prod",
+        "prod/",
+        "a//b",
+        "..",
+        "a/../b",
+        "./a",
+    ] {
+        if base_path.is_match(bad).unwrap_or(true) {
+            violations.push(format!("SnapshotBasePath accepts {bad:?}"));
+        }
+    }
+    violations
+}
+
 fn role_mapping_violations(template: &Yaml) -> Vec<String> {
     let mapping = template["Outputs"]["RoleMappingRequest"]["Value"].clone();
     let request = as_sub_string(&mapping);
@@ -928,9 +1008,21 @@ fn role_mapping_violations(template: &Yaml) -> Vec<String> {
             "the role mapping is not to manage_snapshots: {request}"
         ));
     }
+    let callers: BTreeSet<String> = identity_statements(template)
+        .iter()
+        .filter(|s| s.allows() && s.actions().iter().any(|a| a.starts_with("es:ESHttp")))
+        .map(|s| s.place.clone())
+        .collect();
     for (function, _) in FUNCTION_INPUTS {
-        if !request.contains(&format!("${{{function}Role.Arn}}")) {
+        let mapped = request.contains(&format!("${{{function}Role.Arn}}"));
+        let calls_opensearch = callers.contains(function);
+        if calls_opensearch && !mapped {
             violations.push(format!("the role mapping leaves out {function}'s role"));
+        }
+        if mapped && !calls_opensearch {
+            violations.push(format!(
+                "the role mapping maps {function}'s role, which holds no es:ESHttp* grant"
+            ));
         }
     }
     violations
@@ -1117,7 +1209,7 @@ fn logs_key_violations(template: &Yaml) -> Vec<String> {
 
 type Check = fn(&Yaml) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 10] = [
+const CHECKS: [(&str, Check); 12] = [
     ("least privilege", least_privilege_violations),
     ("iam:PassRole", pass_role_violations),
     ("snapshot role trust", snapshot_role_trust_violations),
@@ -1128,6 +1220,8 @@ const CHECKS: [(&str, Check); 10] = [
     ("role mapping", role_mapping_violations),
     ("substitutions", substitution_violations),
     ("logs key", logs_key_violations),
+    ("S3-only functions", s3_only_violations),
+    ("parameter patterns", parameter_pattern_violations),
 ];
 
 /// Every `${...}` of the ASL has a substitution, and every substitution is used.
@@ -1182,8 +1276,17 @@ fn every_check_rejects_the_insecure_blog_setup() {
     let fixture = load_template(FIXTURE);
     let toothless: Vec<&str> = CHECKS
         .iter()
-        // The fixture's definition is inline, and it has no logs key (the next test bites instead).
-        .filter(|(check, _)| !["substitutions", "logs key"].contains(check))
+        // The fixture's definition is inline, and it has no logs key, verify or parameter patterns
+        // (the tests at the end bite instead).
+        .filter(|(check, _)| {
+            ![
+                "substitutions",
+                "logs key",
+                "S3-only functions",
+                "parameter patterns",
+            ]
+            .contains(check)
+        })
         .filter(|(_, run)| run(&fixture).is_empty())
         .map(|(check, _)| *check)
         .collect();
@@ -1205,7 +1308,7 @@ fn the_fixture_fails_for_the_blogs_actual_flaws() {
         )
     };
     expect("wildcard action s3:*");
-    expect("iam:PassRole without iam:PassedToService");
+    expect("iam:PassRole held by");
     expect("no aws:SourceAccount");
     expect("denies requests without TLS");
     expect("all_access");
@@ -1302,4 +1405,75 @@ fn a_logs_key_for_every_log_group_of_the_account_is_refused() {
     let violations = logs_key_violations(&template);
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert!(violations[0].contains("log-group:*"), "{violations:?}");
+}
+
+#[test]
+fn the_old_findings_are_refused() {
+    // Each finding of issue 13, put back into the real template, fails a check.
+    let findings: [(&str, &str, &str); 4] = [
+        (
+            "RegisterFunction PassRole condition",
+            "StringEquals: {iam:PassedToService: es.amazonaws.com}",
+            "requires iam:PassedToService by default",
+        ),
+        (
+            "SnapshotBucketPolicy DeletionPolicy",
+            "Delete",
+            "DeletionPolicy is not Retain",
+        ),
+        (
+            "SnapshotBasePath AllowedPattern",
+            "^[a-zA-Z0-9!_.*'()-]+(/[a-zA-Z0-9!_.*'()-]+)*$",
+            "SnapshotBasePath accepts \"prod*\"",
+        ),
+        (
+            "VerifyFunction es grant",
+            "es:ESHttpGet",
+            "VerifyFunction: holds es:ESHttpGet",
+        ),
+    ];
+    for (finding, value, expected) in findings {
+        let mut template = load_template(TEMPLATE);
+        let value: Yaml = serde_yaml::from_str(value).unwrap();
+        let resources = &mut template["Resources"];
+        match finding {
+            "RegisterFunction PassRole condition" => {
+                let statements = resources["RegisterFunction"]["Properties"]["Policies"][0]
+                    ["Statement"]
+                    .as_sequence_mut()
+                    .unwrap();
+                let pass_role = statements
+                    .iter_mut()
+                    .find(|s| s["Action"].as_str() == Some("iam:PassRole"))
+                    .unwrap();
+                pass_role["Condition"] = value;
+            }
+            "SnapshotBucketPolicy DeletionPolicy" => {
+                resources["SnapshotBucketPolicy"]["DeletionPolicy"] = value;
+            }
+            "SnapshotBasePath AllowedPattern" => {
+                template["Parameters"]["SnapshotBasePath"]["AllowedPattern"] = value;
+            }
+            "VerifyFunction es grant" => {
+                let statements = resources["VerifyFunction"]["Properties"]["Policies"][0]
+                    ["Statement"]
+                    .as_sequence_mut()
+                    .unwrap();
+                statements.push(
+                    serde_yaml::from_str(&format!(
+                        "{{Effect: Allow, Action: {value:?}, Resource: '${{DomainArn}}/_snapshot/${{SnapshotRepository}}/*'}}",
+                        value = value.as_str().unwrap()
+                    ))
+                    .unwrap(),
+                );
+            }
+            _ => unreachable!(),
+        }
+        let found: Vec<String> = CHECKS.iter().flat_map(|(_, run)| run(&template)).collect();
+        assert!(
+            found.iter().any(|v| v.contains(expected)),
+            "{finding}: no violation mentions {expected:?}:\n{}",
+            found.join("\n")
+        );
+    }
 }
