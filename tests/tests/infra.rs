@@ -1045,6 +1045,7 @@ const LOGS_DOMAIN: Deployment = Deployment {
         ("DomainArn", "arn:aws:es:eu-west-1:123456789012:domain/logs"),
         ("SnapshotBucketName", "acme-opensearch-snapshots"),
         ("SnapshotBasePath", "logs"),
+        ("SnapshotRepository", "logs"),
     ],
 };
 const SEARCH_DOMAIN: Deployment = Deployment {
@@ -1057,6 +1058,7 @@ const SEARCH_DOMAIN: Deployment = Deployment {
         ("SnapshotBucketName", "acme-opensearch-snapshots"),
         ("CreateSnapshotBucket", "false"),
         ("SnapshotBasePath", "search"),
+        ("SnapshotRepository", "search"),
     ],
 };
 
@@ -1128,6 +1130,23 @@ impl Deployment<'_> {
                 let key = key.as_str().unwrap_or_default();
                 if key.ends_with("Name") && !["DisplayName", "MetricName"].contains(&key) {
                     names.push((kind.clone(), self.render(template, value)));
+                }
+            }
+            // Metrics are keyed by repository: alarms of two stacks on one repository name would
+            // watch both domains' snapshots.
+            for metric in resource["Properties"]["Metrics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                let metric = &metric["MetricStat"]["Metric"];
+                if metric["Namespace"].as_str() == Some(ossnap_core::metrics::NAMESPACE) {
+                    for dimension in one_or_many(&metric["Dimensions"]) {
+                        if dimension["Name"].as_str() == Some("Repository") {
+                            let repository = self.render(template, &dimension["Value"]);
+                            names.push(("ossnap metrics of repository".into(), repository));
+                        }
+                    }
                 }
             }
             for (event, body) in resource["Properties"]["Events"]
@@ -1476,4 +1495,107 @@ fn the_old_findings_are_refused() {
             found.join("\n")
         );
     }
+}
+
+/// Where each function emits its metrics, to check that the dashboard shows what is emitted.
+const METRIC_SOURCES: [(&str, &str); 3] = [
+    ("check-status", "crates/core/src/status.rs"),
+    ("verify", "crates/verify/src/lib.rs"),
+    ("retention", "crates/core/src/retention.rs"),
+];
+
+#[test]
+fn the_dashboard_shows_how_the_backups_go() {
+    let template = load_template(TEMPLATE);
+    let dashboards = resources_of_type(&template, &["AWS::CloudWatch::Dashboard"]);
+    assert_eq!(dashboards.len(), 1, "one dashboard per stack");
+    let body = LOGS_DOMAIN.render(&template, &dashboards[0].1["Properties"]["DashboardBody"]);
+    let body: Json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let widgets = body["widgets"].as_array().expect("widgets");
+    let metrics: Vec<&Vec<Json>> = widgets
+        .iter()
+        .flat_map(|w| w["properties"]["metrics"].as_array().into_iter().flatten())
+        .filter_map(Json::as_array)
+        .collect();
+    let shown: BTreeSet<&str> = metrics.iter().filter_map(|m| m[1].as_str()).collect();
+    for measure in [
+        "SnapshotsHealthy",
+        "SnapshotsUnhealthy",
+        "SnapshotDurationSeconds",
+        "ShardsVerified",
+        "BytesVerified",
+        "SnapshotsKept",
+        "SnapshotsDeleted",
+        "ExecutionsFailed",
+    ] {
+        assert!(
+            shown.contains(measure),
+            "the dashboard does not show {measure}"
+        );
+    }
+    // Every ossnap metric is this stack's repository's, as its function emits it.
+    for metric in metrics
+        .iter()
+        .filter(|m| m[0] == ossnap_core::metrics::NAMESPACE)
+    {
+        let dimension = |name: &str| {
+            let at = metric.iter().position(|v| v == name)?;
+            metric[at + 1].as_str()
+        };
+        assert_eq!(dimension("Repository"), Some("logs"), "{metric:?}");
+        let function = dimension("Function").expect("a Function dimension");
+        let (_, source) = METRIC_SOURCES
+            .iter()
+            .find(|(f, _)| *f == function)
+            .unwrap_or_else(|| panic!("{function} emits no metrics"));
+        let source = std::fs::read_to_string(infra_dir().join("..").join(source)).unwrap();
+        let name = metric[1].as_str().unwrap();
+        assert!(
+            source.contains(&format!("\"{name}\"")) && source.contains(&format!("\"{function}\"")),
+            "{function} does not emit {name}"
+        );
+    }
+    let alarms: Vec<&str> = widgets
+        .iter()
+        .flat_map(|w| w["properties"]["alarms"].as_array().into_iter().flatten())
+        .filter_map(Json::as_str)
+        .collect();
+    assert!(
+        alarms.iter().any(|a| a.contains("StaleSnapshotsAlarm")),
+        "the dashboard does not show the stale-snapshots alarm: {alarms:?}"
+    );
+}
+
+#[test]
+fn an_alarm_fires_when_the_newest_healthy_snapshot_is_older_than_the_schedule_allows() {
+    let template = load_template(TEMPLATE);
+    let alarm = &template["Resources"]["StaleSnapshotsAlarm"]["Properties"];
+    let watched = one_or_many(&alarm["Metrics"])
+        .into_iter()
+        .find(|m| m["MetricStat"]["Metric"]["MetricName"].as_str() == Some("SnapshotsHealthy"))
+        .expect("the alarm watches SnapshotsHealthy");
+    assert_eq!(watched["MetricStat"]["Period"].as_u64(), Some(3600));
+    assert_eq!(
+        alarm["ComparisonOperator"].as_str(),
+        Some("LessThanThreshold")
+    );
+    assert_eq!(alarm["Threshold"].as_u64(), Some(1));
+    // Nothing at all reported is a stopped backup, not a healthy silence.
+    assert_eq!(alarm["TreatMissingData"].as_str(), Some("breaching"));
+    // Every hour of the window, not some, must have had no healthy snapshot.
+    for key in ["EvaluationPeriods", "DatapointsToAlarm"] {
+        assert_eq!(
+            as_sub_string(&alarm[key]),
+            "${HealthySnapshotMaxAgeHours}",
+            "{key}"
+        );
+    }
+    assert_eq!(strings(&alarm["AlarmActions"]), ["${FailureTopic}"]);
+    // The default window is the default daily schedule plus a margin.
+    let window = template["Parameters"]["HealthySnapshotMaxAgeHours"]["Default"].as_u64();
+    assert!(window.is_some_and(|hours| hours > 24), "{window:?}");
+    assert_eq!(
+        template["Parameters"]["ScheduleExpression"]["Default"].as_str(),
+        Some("cron(0 2 * * ? *)")
+    );
 }
