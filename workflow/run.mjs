@@ -7,6 +7,8 @@
 //   (POST /2015-03-31/functions/<name>/invocations) at --invoke-endpoint; a function error
 //   (X-Amz-Function-Error) is thrown with its errorType as the error's name, which is what
 //   Retry and Catch match on AWS. The sns:publish integration prints the message instead.
+// - The aws-sdk:sfn:listExecutions integration lists this execution as running, beside the
+//   executions named by --other-running-executions (a JSON array of ARNs): runs that overlap.
 // - Time is virtual: each Wait and each Retry pause really sleeps --pause-ms, but counts as the
 //   seconds the definition asks for, and the execution times out when that clock passes the
 //   definition's TimeoutSeconds, so a run that lasts hours on AWS takes seconds here.
@@ -36,6 +38,7 @@ const { values: options } = parseArgs({
     "invoke-endpoint": { type: "string" },
     input: { type: "string", default: "{}" },
     "pause-ms": { type: "string", default: "10" },
+    "other-running-executions": { type: "string", default: "[]" },
   },
 });
 const pauseMs = Number(options["pause-ms"]);
@@ -46,6 +49,20 @@ const definition = substitute(
   JSON.parse(options.substitutions),
 );
 const timeoutSeconds = definition.TimeoutSeconds ?? Infinity;
+const otherRunningExecutions = JSON.parse(options["other-running-executions"]);
+
+// The Context Object as Step Functions fills it, for the fields the definition reads.
+const stateMachineArn = "arn:aws:states:local:123456789012:stateMachine:ossnap-local";
+const executionName = randomUUID();
+const context = {
+  Execution: {
+    Id: `arn:aws:states:local:123456789012:execution:ossnap-local:${executionName}`,
+    Name: executionName,
+    Input: JSON.parse(options.input),
+    StartTime: new Date().toISOString(),
+  },
+  StateMachine: { Id: stateMachineArn, Name: "ossnap-local" },
+};
 
 let virtualExtraSeconds = 0;
 /** Set once the execution timed out or failed where the library, its waits overridden, would not. */
@@ -176,6 +193,21 @@ function publishToSns(input) {
   return { MessageId: randomUUID() };
 }
 
+/** ListExecutions with StatusFilter RUNNING, as the aws-sdk integration answers it (PascalCase). */
+function listRunningExecutions(input) {
+  if (input.StateMachineArn !== stateMachineArn || input.StatusFilter !== "RUNNING") {
+    throw namedError("Sfn.InvalidArnException", `unexpected listing ${JSON.stringify(input)}`);
+  }
+  const arns = [...otherRunningExecutions, context.Execution.Id];
+  return {
+    Executions: arns.map((arn) => ({
+      ExecutionArn: arn,
+      StateMachineArn: stateMachineArn,
+      Status: "RUNNING",
+    })),
+  };
+}
+
 function localHandler(stateName, resource) {
   const lambda = resource.match(/^arn:aws[a-z-]*:lambda:[^:]+:\d{12}:function:([^:]+)$/);
   if (lambda) {
@@ -183,6 +215,9 @@ function localHandler(stateName, resource) {
   }
   if (/^arn:aws[a-z-]*:states:::sns:publish$/.test(resource)) {
     return (input) => unlessTimedOut(() => publishToSns(input));
+  }
+  if (/^arn:aws[a-z-]*:states:::aws-sdk:sfn:listExecutions$/.test(resource)) {
+    return (input) => unlessTimedOut(() => listRunningExecutions(input));
   }
   throw new Error(`${stateName}: no local stand-in for resource ${resource}`);
 }
@@ -202,7 +237,7 @@ const overrides = {
 const machine = new StateMachine(definition);
 // The clocks start with the execution, after the definition is validated.
 const startedAt = performance.now();
-const execution = machine.run(JSON.parse(options.input), { overrides, noThrowOnAbort: true });
+const execution = machine.run(context.Execution.Input, { overrides, context, noThrowOnAbort: true });
 
 for await (const event of execution.eventLogs) {
   if (ended) break;

@@ -32,6 +32,8 @@ use crate::{function_binary, FunctionError, LambdaProcess, TestStack};
 const ACCOUNT: &str = "123456789012";
 /// What `SnsPublish` stands for in `infra/template.yaml`.
 const SNS_PUBLISH: &str = "arn:aws:states:::sns:publish";
+/// What `ListExecutions` stands for in `infra/template.yaml`.
+const LIST_EXECUTIONS: &str = "arn:aws:states:::aws-sdk:sfn:listExecutions";
 const FAILURE_TOPIC: &str = "ossnap-failures";
 /// The failed-runs alarm of `infra/template.yaml`, which publishes to the failure topic.
 pub const FAILED_RUNS_ALARM: &str = "FailedRunsAlarm";
@@ -272,6 +274,8 @@ pub struct Workflow {
     region: String,
     invocations: Arc<Mutex<Vec<Invocation>>>,
     server: tokio::task::JoinHandle<()>,
+    /// Executions of the state machine that the runs' ListExecutions finds running beside them.
+    other_running_executions: Vec<String>,
 }
 
 impl Workflow {
@@ -322,7 +326,13 @@ impl Workflow {
             region: stack.local.config().region.clone(),
             invocations,
             server,
+            other_running_executions: Vec::new(),
         })
+    }
+
+    /// Makes the following runs find these executions running beside them (an overlap).
+    pub fn set_other_running_executions(&mut self, arns: &[&str]) {
+        self.other_running_executions = arns.iter().map(|arn| arn.to_string()).collect();
     }
 
     /// Runs the state machine once on `input`, telling `observe` of each event as it happens.
@@ -347,6 +357,8 @@ impl Workflow {
             .arg(input.to_string())
             .arg("--pause-ms")
             .arg(pause.as_millis().to_string())
+            .arg("--other-running-executions")
+            .arg(json!(self.other_running_executions).to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -428,6 +440,7 @@ impl Workflow {
             .collect();
         values.insert("FailureTopicArn".into(), self.failure_topic().into());
         values.insert("SnsPublish".into(), SNS_PUBLISH.into());
+        values.insert("ListExecutions".into(), LIST_EXECUTIONS.into());
         Value::Object(values)
     }
 

@@ -15,12 +15,14 @@ use serde_yaml::Value as Yaml;
 const TEMPLATE: &str = "template.yaml";
 const FIXTURE: &str = "fixtures/insecure-blog.yaml";
 
-/// What AWS recommends retrying on every Lambda task (bp-lambda-serviceexception).
-const LAMBDA_SERVICE_EXCEPTIONS: [&str; 4] = [
+/// What AWS recommends retrying on every Lambda task (bp-lambda-serviceexception), and the
+/// timeout of the Invoke call itself, which Step Functions reports under its own name.
+const LAMBDA_SERVICE_EXCEPTIONS: [&str; 5] = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
 ];
 
 /// Errors that a retry cannot fix: the event, the environment, IAM or the role mapping must change.
@@ -50,6 +52,9 @@ const REPOSITORY_OBJECTS_ARN: &str =
 /// The only domain paths a policy may name: the repository and what is under it.
 const DOMAIN_SNAPSHOT_PATHS: &str = "${DomainArn}/_snapshot/";
 
+/// Functions that never call OpenSearch, so hold no `es:` grant and no role mapping.
+const S3_ONLY_FUNCTIONS: [&str; 1] = ["VerifyFunction"];
+
 /// The input each function accepts (they reject unknown fields), keyed by its logical id.
 const FUNCTION_INPUTS: [(&str, &[&str]); 5] = [
     ("RegisterFunction", &[]),
@@ -59,9 +64,10 @@ const FUNCTION_INPUTS: [(&str, &[&str]); 5] = [
     ("RetentionFunction", &["repository"]),
 ];
 
-/// Functions of which two copies must never run at once.
-const SINGLE_FLIGHT_FUNCTIONS: [&str; 3] =
-    ["RegisterFunction", "SnapshotFunction", "RetentionFunction"];
+/// Functions of which two copies must never run at once: every path of the workflow to them
+/// passes through the overlap guard, a listing of the state machine's running executions.
+const SINGLE_FLIGHT_FUNCTIONS: [&str; 2] = ["SnapshotFunction", "RetentionFunction"];
+const OVERLAP_GUARD: &str = "aws-sdk:sfn:listExecutions";
 
 // ------------------------------------------------------------------------------------ loading
 
@@ -296,6 +302,8 @@ fn least_privilege_violations(template: &Yaml) -> Vec<String> {
                 actions == ["s3:ListBucket"] && limited_to_base_path
             } else if resource.starts_with("arn:") || resource.contains("s3:::") {
                 resource == REPOSITORY_OBJECTS_ARN
+                    || (actions == ["states:ListExecutions"]
+                        && own_state_machine_arns(template).contains(&resource))
             } else if resource.starts_with("${DomainArn}") {
                 resource.starts_with(DOMAIN_SNAPSHOT_PATHS)
             } else {
@@ -312,6 +320,17 @@ fn least_privilege_violations(template: &Yaml) -> Vec<String> {
         }
     }
     violations
+}
+
+/// The ARNs of this template's named state machines, as a `!Sub` string.
+fn own_state_machine_arns(template: &Yaml) -> Vec<String> {
+    resources_of_type(template, &["AWS::Serverless::StateMachine"])
+        .into_iter()
+        .filter_map(|(_, machine)| machine["Properties"].get("Name").map(as_sub_string))
+        .map(|name| {
+            format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}")
+        })
+        .collect()
 }
 
 fn pass_role_violations(template: &Yaml) -> Vec<String> {
@@ -333,9 +352,16 @@ fn pass_role_violations(template: &Yaml) -> Vec<String> {
                 statement.resources()
             ));
         }
-        if statement.condition("StringEquals", "iam:PassedToService") != ["es.amazonaws.com"] {
+        // No AWS document shows OpenSearch Service setting iam:PassedToService when it registers
+        // a repository: a condition on it that holds by default could fail every registration.
+        let condition = &statement.body["Condition"];
+        let on_by_default = match intrinsic(condition, "If").and_then(Yaml::as_sequence) {
+            Some(branches) => LOGS_DOMAIN.condition_holds(template, &branches[0]),
+            None => !condition.is_null(),
+        };
+        if on_by_default && format!("{condition:?}").contains("iam:PassedToService") {
             violations.push(format!(
-                "{}: iam:PassRole without iam:PassedToService = es.amazonaws.com",
+                "{}: iam:PassRole requires iam:PassedToService by default, which OpenSearch Service is not documented to set",
                 statement.place
             ));
         }
@@ -429,7 +455,7 @@ fn bucket_violations(template: &Yaml) -> Vec<String> {
         {
             violations.push(format!("{id}: versioned without noncurrent-version expiry"));
         }
-        let denies_plain_http = policies.iter().any(|(_, policy)| {
+        let tls_policy = policies.iter().find(|(_, policy)| {
             let properties = &policy["Properties"];
             let mut statements = Vec::new();
             statements_of(
@@ -447,10 +473,19 @@ fn bucket_violations(template: &Yaml) -> Vec<String> {
                         && s.resources().contains(&format!("${{{id}.Arn}}/*"))
                 })
         });
-        if !denies_plain_http {
-            violations.push(format!(
+        match tls_policy {
+            None => violations.push(format!(
                 "{id}: no bucket policy denies requests without TLS (aws:SecureTransport false)"
-            ));
+            )),
+            Some((policy_id, policy)) => {
+                for keep in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                    if policy[keep].as_str() != Some("Retain") {
+                        violations.push(format!(
+                            "{policy_id}: {keep} is not Retain, so the retained bucket {id} would lose its TLS-only policy"
+                        ));
+                    }
+                }
+            }
         }
     }
     violations
@@ -626,6 +661,83 @@ fn state_machine_violations(template: &Yaml, machine: &StateMachine) -> Vec<Stri
                 "{place}: no Catch of States.ALL into an SNS notification"
             ));
         }
+    }
+    violations.extend(overlap_violations(template, machine));
+    violations
+}
+
+/// The states reachable from StartAt without passing through the overlap guard.
+fn reachable_without_guard(template: &Yaml, machine: &StateMachine) -> BTreeSet<String> {
+    let states = machine.definition["States"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut seen = BTreeSet::new();
+    let mut next: Vec<String> = machine.definition["StartAt"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    while let Some(name) = next.pop() {
+        let Some(state) = states.get(&name) else {
+            continue;
+        };
+        if !seen.insert(name) {
+            continue;
+        }
+        let guard = task_target(template, machine, &state["Resource"])
+            == Target::Service(OVERLAP_GUARD.into());
+        if guard {
+            continue;
+        }
+        let successors = [&state["Next"], &state["Default"]]
+            .into_iter()
+            .chain(
+                state["Choices"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| &c["Next"]),
+            )
+            .chain(
+                state["Catch"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| &c["Next"]),
+            );
+        next.extend(successors.filter_map(|n| n.as_str().map(str::to_string)));
+    }
+    seen
+}
+
+/// Two runs at once would take two snapshots or apply retention twice: the workflow, not a
+/// Lambda reservation, keeps them apart.
+fn overlap_violations(template: &Yaml, machine: &StateMachine) -> Vec<String> {
+    let states = &machine.definition["States"];
+    let mut violations = Vec::new();
+    for name in reachable_without_guard(template, machine) {
+        if let Target::Function(function) =
+            task_target(template, machine, &states[&name]["Resource"])
+        {
+            if SINGLE_FLIGHT_FUNCTIONS.contains(&function.as_str()) {
+                violations.push(format!(
+                    "{}.{name}: calls {function} on a path that skips the overlap guard ({OVERLAP_GUARD}), so two runs could call it at once",
+                    machine.id
+                ));
+            }
+        }
+    }
+    let guards_this_machine = states.as_object().into_iter().flatten().any(|(_, state)| {
+        task_target(template, machine, &state["Resource"]) == Target::Service(OVERLAP_GUARD.into())
+            && state["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+            && state["Parameters"]["StatusFilter"] == "RUNNING"
+    });
+    if !guards_this_machine {
+        violations.push(format!(
+            "{}: no state lists this state machine's RUNNING executions",
+            machine.id
+        ));
     }
     violations
 }
@@ -811,12 +923,74 @@ fn function_violations(template: &Yaml) -> Vec<String> {
         if setting("VpcConfig").is_null() {
             violations.push(format!("{id}: not in the domain's VPC"));
         }
-        if SINGLE_FLIGHT_FUNCTIONS.contains(&id.as_str())
-            && function["Properties"]["ReservedConcurrentExecutions"].as_u64() != Some(1)
+        if function["Properties"]
+            .get("ReservedConcurrentExecutions")
+            .is_some()
         {
             violations.push(format!(
-                "{id}: two copies could run at once (reserved concurrency is not 1)"
+                "{id}: reserves concurrency, which fails in accounts whose concurrency quota is below 100 plus the reservation"
             ));
+        }
+    }
+    violations
+}
+
+fn s3_only_violations(template: &Yaml) -> Vec<String> {
+    identity_statements(template)
+        .iter()
+        .filter(|s| S3_ONLY_FUNCTIONS.contains(&s.place.as_str()))
+        .flat_map(|s| {
+            s.actions()
+                .into_iter()
+                .filter(|a| a.starts_with("es:"))
+                .map(|a| format!("{}: holds {a}, but never calls OpenSearch", s.place))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Each parameter's AllowedPattern accepts its default, and the base path refuses what would
+/// turn the S3 grants built from it into wildcards or lead out of it.
+fn parameter_pattern_violations(template: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    let pattern_of = |name: &str| {
+        template["Parameters"][name]["AllowedPattern"]
+            .as_str()
+            .map(|p| fancy_regex::Regex::new(p).unwrap_or_else(|e| panic!("{name}: {e}")))
+    };
+    for (name, parameter) in template["Parameters"].as_mapping().into_iter().flatten() {
+        let name = name.as_str().unwrap_or_default();
+        if let (Some(pattern), Some(default)) = (pattern_of(name), parameter["Default"].as_str()) {
+            if !pattern.is_match(default).unwrap_or(false) {
+                violations.push(format!(
+                    "{name}: the default {default:?} fails its own AllowedPattern"
+                ));
+            }
+        }
+    }
+    let Some(base_path) = pattern_of("SnapshotBasePath") else {
+        return vec!["SnapshotBasePath has no AllowedPattern".into()];
+    };
+    for good in ["ossnap", "prod/domain-a", "team_1/logs.v2"] {
+        if !base_path.is_match(good).unwrap_or(false) {
+            violations.push(format!("SnapshotBasePath refuses {good:?}"));
+        }
+    }
+    for bad in [
+        "*",
+        "prod*",
+        "prod/*",
+        "pro?",
+        "${aws:username}",
+        "/prod",
+        "prod/",
+        "a//b",
+        "..",
+        "a/../b",
+        "./a",
+    ] {
+        if base_path.is_match(bad).unwrap_or(true) {
+            violations.push(format!("SnapshotBasePath accepts {bad:?}"));
         }
     }
     violations
@@ -834,9 +1008,217 @@ fn role_mapping_violations(template: &Yaml) -> Vec<String> {
             "the role mapping is not to manage_snapshots: {request}"
         ));
     }
+    let callers: BTreeSet<String> = identity_statements(template)
+        .iter()
+        .filter(|s| s.allows() && s.actions().iter().any(|a| a.starts_with("es:ESHttp")))
+        .map(|s| s.place.clone())
+        .collect();
     for (function, _) in FUNCTION_INPUTS {
-        if !request.contains(&format!("${{{function}Role.Arn}}")) {
+        let mapped = request.contains(&format!("${{{function}Role.Arn}}"));
+        let calls_opensearch = callers.contains(function);
+        if calls_opensearch && !mapped {
             violations.push(format!("the role mapping leaves out {function}'s role"));
+        }
+        if mapped && !calls_opensearch {
+            violations.push(format!(
+                "the role mapping maps {function}'s role, which holds no es:ESHttp* grant"
+            ));
+        }
+    }
+    violations
+}
+
+// ------------------------------------------------------------------------------------ names
+
+/// One stack of the template as deployed: its name, and the parameters it gives (the others take
+/// their defaults).
+struct Deployment<'d> {
+    stack: &'d str,
+    parameters: &'d [(&'d str, &'d str)],
+}
+
+/// Two domains in one account and region, deployed as README's "Several domains" shows: the
+/// second shares the first one's bucket under its own base path.
+const LOGS_DOMAIN: Deployment = Deployment {
+    stack: "ossnap-logs",
+    parameters: &[
+        ("DomainArn", "arn:aws:es:eu-west-1:123456789012:domain/logs"),
+        ("SnapshotBucketName", "acme-opensearch-snapshots"),
+        ("SnapshotBasePath", "logs"),
+        ("SnapshotRepository", "logs"),
+    ],
+};
+const SEARCH_DOMAIN: Deployment = Deployment {
+    stack: "ossnap-search",
+    parameters: &[
+        (
+            "DomainArn",
+            "arn:aws:es:eu-west-1:123456789012:domain/search",
+        ),
+        ("SnapshotBucketName", "acme-opensearch-snapshots"),
+        ("CreateSnapshotBucket", "false"),
+        ("SnapshotBasePath", "search"),
+        ("SnapshotRepository", "search"),
+    ],
+};
+
+impl Deployment<'_> {
+    fn parameter(&self, template: &Yaml, name: &str) -> Option<String> {
+        if let Some((_, value)) = self.parameters.iter().find(|(key, _)| *key == name) {
+            return Some(value.to_string());
+        }
+        let default = &template["Parameters"].get(name)?["Default"];
+        match default {
+            Yaml::String(s) => Some(s.clone()),
+            Yaml::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A value as CloudFormation resolves it in this stack. A resource stands for a name that
+    /// CloudFormation generates from the stack's name, unique in the account.
+    fn render(&self, template: &Yaml, value: &Yaml) -> String {
+        let text = as_sub_string(value);
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
+            let name = &rest[start + 2..end];
+            let resolved = match name {
+                "AWS::StackName" => self.stack.to_string(),
+                "AWS::Region" => "eu-west-1".into(),
+                "AWS::AccountId" => "123456789012".into(),
+                "AWS::Partition" => "aws".into(),
+                _ => self.parameter(template, name).unwrap_or_else(|| {
+                    let id = name.split('.').next().unwrap_or(name);
+                    format!("{}-{id}-GENERATED", self.stack)
+                }),
+            };
+            out.push_str(&resolved);
+            rest = &rest[(end + 1).min(rest.len())..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn condition_holds(&self, template: &Yaml, condition: &Yaml) -> bool {
+        if let Some(name) = condition.as_str() {
+            return self.condition_holds(template, &template["Conditions"][name]);
+        }
+        if let Some(arguments) = intrinsic(condition, "Equals").and_then(Yaml::as_sequence) {
+            return self.render(template, &arguments[0]) == self.render(template, &arguments[1]);
+        }
+        if let Some(arguments) = intrinsic(condition, "Not").and_then(Yaml::as_sequence) {
+            return !self.condition_holds(template, &arguments[0]);
+        }
+        panic!("unsupported condition {condition:?}")
+    }
+
+    /// The names this stack gives its resources, by kind (a log group and a schedule may share a
+    /// name; two log groups may not). Names CloudFormation generates are unique and left out.
+    fn physical_names(&self, template: &Yaml) -> Vec<(String, String)> {
+        let mut names = Vec::new();
+        for (id, resource) in resources(template) {
+            if let Some(condition) = resource.get("Condition") {
+                if !self.condition_holds(template, condition) {
+                    continue;
+                }
+            }
+            let kind = resource["Type"].as_str().unwrap_or_default().to_string();
+            for (key, value) in resource["Properties"].as_mapping().into_iter().flatten() {
+                let key = key.as_str().unwrap_or_default();
+                if key.ends_with("Name") && !["DisplayName", "MetricName"].contains(&key) {
+                    names.push((kind.clone(), self.render(template, value)));
+                }
+            }
+            // Metrics are keyed by repository: alarms of two stacks on one repository name would
+            // watch both domains' snapshots.
+            for metric in resource["Properties"]["Metrics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                let metric = &metric["MetricStat"]["Metric"];
+                if metric["Namespace"].as_str() == Some(ossnap_core::metrics::NAMESPACE) {
+                    for dimension in one_or_many(&metric["Dimensions"]) {
+                        if dimension["Name"].as_str() == Some("Repository") {
+                            let repository = self.render(template, &dimension["Value"]);
+                            names.push(("ossnap metrics of repository".into(), repository));
+                        }
+                    }
+                }
+            }
+            for (event, body) in resource["Properties"]["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+            {
+                if body["Type"].as_str() == Some("ScheduleV2") {
+                    // Without a Name, SAM names the schedule after the logical ids.
+                    let name = match body["Properties"].get("Name") {
+                        Some(name) => self.render(template, name),
+                        None => format!("{id}{}", event.as_str().unwrap_or_default()),
+                    };
+                    names.push(("AWS::Scheduler::Schedule".into(), name));
+                }
+            }
+        }
+        names
+    }
+}
+
+/// The names two stacks of `template` would both claim in one account and region.
+fn name_clashes(template: &Yaml, first: &Deployment, second: &Deployment) -> Vec<String> {
+    let theirs: BTreeSet<(String, String)> = second.physical_names(template).into_iter().collect();
+    first
+        .physical_names(template)
+        .into_iter()
+        .filter(|name| theirs.contains(name))
+        .map(|(kind, name)| {
+            format!(
+                "{kind} {name}: {} and {} both claim it",
+                first.stack, second.stack
+            )
+        })
+        .collect()
+}
+
+/// The logs key may encrypt only this stack's log groups: its condition names each of them and
+/// nothing else.
+fn logs_key_violations(template: &Yaml) -> Vec<String> {
+    let deployment = &LOGS_DOMAIN;
+    let log_groups: BTreeSet<String> = resources_of_type(template, &["AWS::Logs::LogGroup"])
+        .into_iter()
+        .map(|(_, group)| {
+            format!(
+                "arn:aws:logs:eu-west-1:123456789012:log-group:{}",
+                deployment.render(template, &group["Properties"]["LogGroupName"])
+            )
+        })
+        .collect();
+    let mut violations = Vec::new();
+    for (id, key) in resources_of_type(template, &["AWS::KMS::Key"]) {
+        let mut statements = Vec::new();
+        statements_of(id.clone(), &key["Properties"]["KeyPolicy"], &mut statements);
+        for statement in statements.iter().filter(|s| s.allows()) {
+            let services = strings(&statement.body["Principal"]["Service"]);
+            if !services.iter().any(|s| s.starts_with("logs.")) {
+                continue;
+            }
+            let mut scope = Vec::new();
+            for operator in ["ArnEquals", "ArnLike", "StringEquals", "StringLike"] {
+                scope.extend(statement.condition(operator, "kms:EncryptionContext:aws:logs:arn"));
+            }
+            let granted: BTreeSet<String> = scope
+                .iter()
+                .map(|arn| deployment.render(template, &Yaml::String(arn.clone())))
+                .collect();
+            if scope.is_empty() || granted != log_groups {
+                violations.push(format!(
+                    "{id}: CloudWatch Logs may use the key for {granted:?}, not exactly this stack's log groups {log_groups:?}"
+                ));
+            }
         }
     }
     violations
@@ -846,7 +1228,7 @@ fn role_mapping_violations(template: &Yaml) -> Vec<String> {
 
 type Check = fn(&Yaml) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 9] = [
+const CHECKS: [(&str, Check); 12] = [
     ("least privilege", least_privilege_violations),
     ("iam:PassRole", pass_role_violations),
     ("snapshot role trust", snapshot_role_trust_violations),
@@ -856,6 +1238,9 @@ const CHECKS: [(&str, Check); 9] = [
     ("functions", function_violations),
     ("role mapping", role_mapping_violations),
     ("substitutions", substitution_violations),
+    ("logs key", logs_key_violations),
+    ("S3-only functions", s3_only_violations),
+    ("parameter patterns", parameter_pattern_violations),
 ];
 
 /// Every `${...}` of the ASL has a substitution, and every substitution is used.
@@ -910,7 +1295,17 @@ fn every_check_rejects_the_insecure_blog_setup() {
     let fixture = load_template(FIXTURE);
     let toothless: Vec<&str> = CHECKS
         .iter()
-        .filter(|(check, _)| *check != "substitutions") // the fixture's definition is inline
+        // The fixture's definition is inline, and it has no logs key, verify or parameter patterns
+        // (the tests at the end bite instead).
+        .filter(|(check, _)| {
+            ![
+                "substitutions",
+                "logs key",
+                "S3-only functions",
+                "parameter patterns",
+            ]
+            .contains(check)
+        })
         .filter(|(_, run)| run(&fixture).is_empty())
         .map(|(check, _)| *check)
         .collect();
@@ -932,7 +1327,7 @@ fn the_fixture_fails_for_the_blogs_actual_flaws() {
         )
     };
     expect("wildcard action s3:*");
-    expect("iam:PassRole without iam:PassedToService");
+    expect("iam:PassRole held by");
     expect("no aws:SourceAccount");
     expect("denies requests without TLS");
     expect("all_access");
@@ -989,4 +1384,218 @@ fn the_workflow_retries_exactly_the_transient_error_kinds() {
         .map(|kind| kind.name().to_string())
         .collect();
     assert_eq!(retried, retryable);
+}
+
+#[test]
+fn two_stacks_in_one_account_claim_no_name_twice() {
+    let template = load_template(TEMPLATE);
+    let clashes = name_clashes(&template, &LOGS_DOMAIN, &SEARCH_DOMAIN);
+    assert!(clashes.is_empty(), "{}", clashes.join("\n"));
+
+    // The check bites: without its Name, the schedule is named after its logical id in both.
+    let mut unnamed = template.clone();
+    let schedule = &mut unnamed["Resources"]["SnapshotStateMachine"]["Properties"]["Events"]
+        ["Nightly"]["Properties"];
+    schedule
+        .as_mapping_mut()
+        .expect("the schedule's properties")
+        .remove("Name");
+    let clashes = name_clashes(&unnamed, &LOGS_DOMAIN, &SEARCH_DOMAIN);
+    assert_eq!(
+        clashes,
+        ["AWS::Scheduler::Schedule SnapshotStateMachineNightly: ossnap-logs and ossnap-search both claim it"]
+    );
+}
+
+#[test]
+fn a_logs_key_for_every_log_group_of_the_account_is_refused() {
+    let mut template = load_template(TEMPLATE);
+    let statements = template["Resources"]["OperationsKey"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence_mut()
+        .expect("the key policy's statements");
+    let logs = statements
+        .iter_mut()
+        .find(|s| s["Sid"].as_str() == Some("CloudWatchLogsEncryptsThisStacksLogGroups"))
+        .expect("the logs statement");
+    logs["Condition"] = serde_yaml::from_str(
+        "ArnLike: {kms:EncryptionContext:aws:logs:arn: 'arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*'}",
+    )
+    .unwrap();
+    let violations = logs_key_violations(&template);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].contains("log-group:*"), "{violations:?}");
+}
+
+#[test]
+fn the_old_findings_are_refused() {
+    // Each finding of issue 13, put back into the real template, fails a check.
+    let findings: [(&str, &str, &str); 4] = [
+        (
+            "RegisterFunction PassRole condition",
+            "StringEquals: {iam:PassedToService: es.amazonaws.com}",
+            "requires iam:PassedToService by default",
+        ),
+        (
+            "SnapshotBucketPolicy DeletionPolicy",
+            "Delete",
+            "DeletionPolicy is not Retain",
+        ),
+        (
+            "SnapshotBasePath AllowedPattern",
+            "^[a-zA-Z0-9!_.*'()-]+(/[a-zA-Z0-9!_.*'()-]+)*$",
+            "SnapshotBasePath accepts \"prod*\"",
+        ),
+        (
+            "VerifyFunction es grant",
+            "es:ESHttpGet",
+            "VerifyFunction: holds es:ESHttpGet",
+        ),
+    ];
+    for (finding, value, expected) in findings {
+        let mut template = load_template(TEMPLATE);
+        let value: Yaml = serde_yaml::from_str(value).unwrap();
+        let resources = &mut template["Resources"];
+        match finding {
+            "RegisterFunction PassRole condition" => {
+                let statements = resources["RegisterFunction"]["Properties"]["Policies"][0]
+                    ["Statement"]
+                    .as_sequence_mut()
+                    .unwrap();
+                let pass_role = statements
+                    .iter_mut()
+                    .find(|s| s["Action"].as_str() == Some("iam:PassRole"))
+                    .unwrap();
+                pass_role["Condition"] = value;
+            }
+            "SnapshotBucketPolicy DeletionPolicy" => {
+                resources["SnapshotBucketPolicy"]["DeletionPolicy"] = value;
+            }
+            "SnapshotBasePath AllowedPattern" => {
+                template["Parameters"]["SnapshotBasePath"]["AllowedPattern"] = value;
+            }
+            "VerifyFunction es grant" => {
+                let statements = resources["VerifyFunction"]["Properties"]["Policies"][0]
+                    ["Statement"]
+                    .as_sequence_mut()
+                    .unwrap();
+                statements.push(
+                    serde_yaml::from_str(&format!(
+                        "{{Effect: Allow, Action: {value:?}, Resource: '${{DomainArn}}/_snapshot/${{SnapshotRepository}}/*'}}",
+                        value = value.as_str().unwrap()
+                    ))
+                    .unwrap(),
+                );
+            }
+            _ => unreachable!(),
+        }
+        let found: Vec<String> = CHECKS.iter().flat_map(|(_, run)| run(&template)).collect();
+        assert!(
+            found.iter().any(|v| v.contains(expected)),
+            "{finding}: no violation mentions {expected:?}:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+/// Where each function emits its metrics, to check that the dashboard shows what is emitted.
+const METRIC_SOURCES: [(&str, &str); 3] = [
+    ("check-status", "crates/core/src/status.rs"),
+    ("verify", "crates/verify/src/lib.rs"),
+    ("retention", "crates/core/src/retention.rs"),
+];
+
+#[test]
+fn the_dashboard_shows_how_the_backups_go() {
+    let template = load_template(TEMPLATE);
+    let dashboards = resources_of_type(&template, &["AWS::CloudWatch::Dashboard"]);
+    assert_eq!(dashboards.len(), 1, "one dashboard per stack");
+    let body = LOGS_DOMAIN.render(&template, &dashboards[0].1["Properties"]["DashboardBody"]);
+    let body: Json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let widgets = body["widgets"].as_array().expect("widgets");
+    let metrics: Vec<&Vec<Json>> = widgets
+        .iter()
+        .flat_map(|w| w["properties"]["metrics"].as_array().into_iter().flatten())
+        .filter_map(Json::as_array)
+        .collect();
+    let shown: BTreeSet<&str> = metrics.iter().filter_map(|m| m[1].as_str()).collect();
+    for measure in [
+        "SnapshotsHealthy",
+        "SnapshotsUnhealthy",
+        "SnapshotDurationSeconds",
+        "ShardsVerified",
+        "BytesVerified",
+        "SnapshotsKept",
+        "SnapshotsDeleted",
+        "ExecutionsFailed",
+    ] {
+        assert!(
+            shown.contains(measure),
+            "the dashboard does not show {measure}"
+        );
+    }
+    // Every ossnap metric is this stack's repository's, as its function emits it.
+    for metric in metrics
+        .iter()
+        .filter(|m| m[0] == ossnap_core::metrics::NAMESPACE)
+    {
+        let dimension = |name: &str| {
+            let at = metric.iter().position(|v| v == name)?;
+            metric[at + 1].as_str()
+        };
+        assert_eq!(dimension("Repository"), Some("logs"), "{metric:?}");
+        let function = dimension("Function").expect("a Function dimension");
+        let (_, source) = METRIC_SOURCES
+            .iter()
+            .find(|(f, _)| *f == function)
+            .unwrap_or_else(|| panic!("{function} emits no metrics"));
+        let source = std::fs::read_to_string(infra_dir().join("..").join(source)).unwrap();
+        let name = metric[1].as_str().unwrap();
+        assert!(
+            source.contains(&format!("\"{name}\"")) && source.contains(&format!("\"{function}\"")),
+            "{function} does not emit {name}"
+        );
+    }
+    let alarms: Vec<&str> = widgets
+        .iter()
+        .flat_map(|w| w["properties"]["alarms"].as_array().into_iter().flatten())
+        .filter_map(Json::as_str)
+        .collect();
+    assert!(
+        alarms.iter().any(|a| a.contains("StaleSnapshotsAlarm")),
+        "the dashboard does not show the stale-snapshots alarm: {alarms:?}"
+    );
+}
+
+#[test]
+fn an_alarm_fires_when_the_newest_healthy_snapshot_is_older_than_the_schedule_allows() {
+    let template = load_template(TEMPLATE);
+    let alarm = &template["Resources"]["StaleSnapshotsAlarm"]["Properties"];
+    let watched = one_or_many(&alarm["Metrics"])
+        .into_iter()
+        .find(|m| m["MetricStat"]["Metric"]["MetricName"].as_str() == Some("SnapshotsHealthy"))
+        .expect("the alarm watches SnapshotsHealthy");
+    assert_eq!(watched["MetricStat"]["Period"].as_u64(), Some(3600));
+    assert_eq!(
+        alarm["ComparisonOperator"].as_str(),
+        Some("LessThanThreshold")
+    );
+    assert_eq!(alarm["Threshold"].as_u64(), Some(1));
+    // Nothing at all reported is a stopped backup, not a healthy silence.
+    assert_eq!(alarm["TreatMissingData"].as_str(), Some("breaching"));
+    // Every hour of the window, not some, must have had no healthy snapshot.
+    for key in ["EvaluationPeriods", "DatapointsToAlarm"] {
+        assert_eq!(
+            as_sub_string(&alarm[key]),
+            "${HealthySnapshotMaxAgeHours}",
+            "{key}"
+        );
+    }
+    assert_eq!(strings(&alarm["AlarmActions"]), ["${FailureTopic}"]);
+    // The default window is the default daily schedule plus a margin.
+    let window = template["Parameters"]["HealthySnapshotMaxAgeHours"]["Default"].as_u64();
+    assert!(window.is_some_and(|hours| hours > 24), "{window:?}");
+    assert_eq!(
+        template["Parameters"]["ScheduleExpression"]["Default"].as_str(),
+        Some("cron(0 2 * * ? *)")
+    );
 }

@@ -14,9 +14,11 @@ const SCHEDULED_NAME: &str = "ossnap-20261128-020000";
 /// What each Wait and Retry pause really lasts: the emulator's snapshots take 200 ms.
 const PAUSE: Duration = Duration::from_millis(40);
 
-const HAPPY_PATH: [&str; 10] = [
+const HAPPY_PATH: [&str; 12] = [
     "CollectInput",
     "NormaliseInput",
+    "FindRunningExecutions",
+    "IsAnotherRunGoing",
     "Register",
     "Snapshot",
     "WaitForSnapshot",
@@ -140,7 +142,7 @@ async fn the_happy_path_snapshots_verifies_and_applies_retention() {
             execution.invocations.len(),
             execution.polls()
         ),
-        (10, 5, 1)
+        (12, 5, 1)
     );
     // The one 30 s wait, and the run's real seconds.
     let took = execution.virtual_duration().as_secs_f64();
@@ -269,6 +271,8 @@ async fn an_auth_error_is_not_retried() {
         [
             "CollectInput",
             "NormaliseInput",
+            "FindRunningExecutions",
+            "IsAnotherRunGoing",
             "Register",
             "Notify",
             "Failed"
@@ -312,4 +316,38 @@ async fn a_snapshot_that_never_finishes_times_the_execution_out_and_the_alarm_no
         execution.notifications[0].message["Metric"],
         "ExecutionsTimedOut"
     );
+}
+
+#[tokio::test]
+async fn a_run_that_starts_while_another_runs_skips_without_notifying() {
+    // Without reserved concurrency, the workflow itself keeps two snapshots or two retentions
+    // from running at once: a run that finds another one going does nothing and succeeds.
+    let stack = seeded_stack().await;
+    let mut workflow = workflow(&stack).await;
+    workflow.set_other_running_executions(&[
+        "arn:aws:states:local:123456789012:execution:ossnap-local:the-scheduled-run",
+    ]);
+
+    let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+
+    assert_eq!(execution.status, Status::Succeeded);
+    assert_eq!(
+        execution.path(),
+        [
+            "CollectInput",
+            "NormaliseInput",
+            "FindRunningExecutions",
+            "IsAnotherRunGoing",
+            "SkipOverlappingRun"
+        ]
+    );
+    assert!(execution.invocations.is_empty());
+    assert!(execution.notifications.is_empty());
+    assert!(snapshot_requests(&stack).is_empty());
+
+    // Once the other run is over, the next run goes through.
+    workflow.set_other_running_executions(&[]);
+    let next = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+    assert_eq!(next.status, Status::Succeeded);
+    assert_eq!(folded_path(&next), HAPPY_PATH);
 }
