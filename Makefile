@@ -8,7 +8,7 @@ FUNCTIONS     := register snapshot check-status verify retention
 # cargo-lambda and the independent SigV4 signer the tests compare against, pinned.
 PY_TOOLS      := cargo-lambda==1.9.2 botocore==1.44.8
 
-.PHONY: build demo test test-rust lint package bench deploy tools
+.PHONY: build demo test test-rust lint package bench deploy tools opensearch-tools
 
 # The main job on the local stack: the state machine as it deploys, run once by
 # aws-local-stepfunctions with the function binaries as its Lambda functions (workflow/workflow.mk).
@@ -25,9 +25,16 @@ build:
 # The integration tests start the function binaries as Lambda does, so they are built first.
 test: test-rust lint-infra
 
-test-rust: tools workflow-tools
+test-rust: tools workflow-tools opensearch-tools
 	cargo build --workspace --bins
 	cargo test --workspace
+
+# The real OpenSearch nodes of the conformance suite: Maven fetches the integ-test zips (once, into
+# .cache/), unzip unpacks them, and they run on the JDKs under /usr/lib/jvm (2.x on Java 11-23,
+# 3.x on Java 21+). Installed from Debian's packages when missing (as root, as CI runs).
+opensearch-tools:
+	@command -v mvn >/dev/null && command -v unzip >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq maven unzip; }
 
 lint:
 	cargo fmt --all -- --check

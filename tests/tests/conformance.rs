@@ -19,6 +19,7 @@ use ossnap_core::{snapshot, Deps, ErrorKind};
 use ossnap_local_stack::{Engine, Profile, SnapshotOutcome};
 use ossnap_tests::conformance::{probes, Transcript};
 use ossnap_tests::stack::{BASE_PATH, SNAPSHOT_ROLE};
+use ossnap_tests::workflow::{Status, Workflow};
 use ossnap_tests::TestStack;
 use ossnap_verify::{Store, Verifier, VerifyInput};
 use serde_json::{json, Value};
@@ -123,7 +124,29 @@ async fn conformance(engine: Engine, profile: Profile) -> Transcript {
 
     let transcript = answer_probes(&stack, &deps, &snapshots[2], profile).await;
     transcript.check_expectations();
+    run_the_workflow(&stack).await;
     transcript
+}
+
+/// The deployed state machine, once, with the function binaries as its Lambda functions.
+async fn run_the_workflow(stack: &TestStack) {
+    let mut workflow = Workflow::start(stack, &[("RETENTION_MAX_COUNT", "2")], None)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let execution = workflow
+        .run(
+            json!({"scheduled_time": "2026-11-04T02:00:00Z"}),
+            Duration::from_millis(500),
+            |_| {},
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(execution.status, Status::Succeeded, "{}", stack.engine());
+    let verified = execution.output_of("verify").expect("verify answered");
+    assert_eq!(verified["snapshot"], "ossnap-20261104-020000");
+    assert_eq!(verified["verified"], true);
+    let retention = execution.output_of("retention").expect("retention answered");
+    assert_eq!(retention["deleted"][0]["snapshot"], "ossnap-20261102-020000");
 }
 
 fn invocation<T>(input: T) -> Invocation<T> {
