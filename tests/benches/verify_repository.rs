@@ -144,6 +144,7 @@ async fn main() {
 
     let verifier = Verifier {
         settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
+        depth: ossnap_verify::Depth::default(),
         store: Store::new(stack.local.s3_client()),
         clock: ossnap_core::clock::Clock::system(),
     };

@@ -145,8 +145,13 @@ async fn run_the_workflow(stack: &TestStack) {
     let verified = execution.output_of("verify").expect("verify answered");
     assert_eq!(verified["snapshot"], "ossnap-20261104-020000");
     assert_eq!(verified["verified"], true);
-    let retention = execution.output_of("retention").expect("retention answered");
-    assert_eq!(retention["deleted"][0]["snapshot"], "ossnap-20261102-020000");
+    let retention = execution
+        .output_of("retention")
+        .expect("retention answered");
+    assert_eq!(
+        retention["deleted"][0]["snapshot"],
+        "ossnap-20261102-020000"
+    );
 }
 
 fn invocation<T>(input: T) -> Invocation<T> {
@@ -211,6 +216,7 @@ async fn until_done(deps: &Deps, snapshot: &str) -> status::SnapshotReport {
 async fn verify(stack: &TestStack, snapshot: &str) -> ossnap_verify::VerifyOutput {
     let verifier = Verifier {
         settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
+        depth: ossnap_verify::Depth::default(),
         store: Store::new(stack.local.s3_client()),
         clock: ossnap_core::clock::Clock::without_sleeps(),
     };
@@ -219,6 +225,7 @@ async fn verify(stack: &TestStack, snapshot: &str) -> ossnap_verify::VerifyOutpu
         snapshot: Some(snapshot.to_owned()),
         bucket: None,
         base_path: Some(BASE_PATH.to_owned()),
+        deep: None,
     };
     ossnap_verify::run(&verifier, invocation(input))
         .await

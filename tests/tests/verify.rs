@@ -17,6 +17,7 @@ fn fixtures() -> PathBuf {
 fn verifier(stack: &TestStack) -> Verifier {
     Verifier {
         settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
+        depth: ossnap_verify::Depth::default(),
         store: Store::new(stack.local.s3_client()),
         clock: ossnap_core::clock::Clock::without_sleeps(),
     }
@@ -32,6 +33,7 @@ async fn verify(
         snapshot: Some(snapshot.to_string()),
         bucket: None,
         base_path: Some(base_path.to_string()),
+        deep: None,
     };
     ossnap_verify::run(
         &verifier(stack),

@@ -6,9 +6,11 @@
 //! SUCCESS; its `snap-`/`meta-` blobs must pass their codec header, footer and CRC32; every index
 //! must have its metadata blob, every shard its `snap-{uuid}.dat`, and every data blob that file
 //! lists must exist with its recorded length. Cost grows with listing pages and metadata blobs,
-//! never with one request per data blob: each shard folder is listed once and compared.
+//! never with one request per data blob: each shard folder is listed once and compared. Deeper
+//! checks read the data blobs' Lucene footers or whole content ([`Depth`]).
 
 mod damage;
+mod depth;
 mod store;
 
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use damage::Damage;
+pub use depth::{Depth, VERIFY_DEPTH};
 pub use store::{RequestCounts, Store};
 
 /// Shard folders checked at once: enough to hide S3 latency, few enough for 128 MB.
@@ -42,6 +45,8 @@ pub struct VerifyInput {
     pub snapshot: Option<String>,
     pub bucket: Option<String>,
     pub base_path: Option<String>,
+    /// How deep to read: `structure`, `footers` or `full`; `VERIFY_DEPTH` by default.
+    pub deep: Option<Depth>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +59,9 @@ pub struct VerifyOutput {
     /// Data blobs found with their recorded length (virtual `v__` files have none).
     pub blobs: usize,
     pub bytes: u64,
-    /// The S3 requests this check made.
+    /// How deep this check read.
+    pub depth: Depth,
+    /// The S3 requests this check made, and the bytes they read.
     pub s3_requests: RequestCounts,
 }
 
@@ -62,6 +69,8 @@ pub struct VerifyOutput {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     pub settings: Settings,
+    /// The depth when the event names none (`VERIFY_DEPTH`).
+    pub depth: Depth,
     pub store: Store,
     pub clock: Clock,
 }
@@ -71,6 +80,11 @@ impl Verifier {
     /// (the local stack), with path-style addressing.
     pub async fn from_env(env: &Environment) -> Result<Verifier> {
         let settings = Settings::from_env(env)?;
+        let depth = env
+            .get(VERIFY_DEPTH)
+            .map(Depth::parse)
+            .transpose()?
+            .unwrap_or_default();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
@@ -83,6 +97,7 @@ impl Verifier {
         );
         Ok(Verifier {
             settings,
+            depth,
             store: Store::new(s3),
             clock: Clock::system(),
         })
@@ -110,7 +125,8 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
     let (bucket, base_path) = settings.location(input.bucket, input.base_path)?;
     let base_path = base_path.unwrap_or_default();
     let store = verifier.store.scoped(bucket.clone(), base_path.clone());
-    let checked = check_snapshot(&store, &snapshot).await?;
+    let depth = input.deep.unwrap_or(verifier.depth);
+    let checked = check_snapshot(&store, &snapshot, depth).await?;
     let s3_requests = store.counts();
     let now_ms = verifier.clock.now_millis();
     if !checked.damage.is_empty() {
@@ -144,6 +160,7 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         shards = checked.shards,
         blobs = checked.blobs,
         bytes = checked.bytes,
+        ?depth,
         "snapshot verified in S3"
     );
     Ok(VerifyOutput {
@@ -154,6 +171,7 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         shards: checked.shards,
         blobs: checked.blobs,
         bytes: checked.bytes,
+        depth,
         s3_requests,
     })
 }
@@ -167,7 +185,7 @@ struct Checked {
     damage: Vec<Damage>,
 }
 
-async fn check_snapshot(store: &Store, snapshot: &str) -> Result<Checked> {
+async fn check_snapshot(store: &Store, snapshot: &str, depth: Depth) -> Result<Checked> {
     let mut checked = Checked::default();
     // The listing is the truth; index.latest is only a hint and may lag or be missing.
     let generation = store
@@ -283,7 +301,7 @@ async fn check_snapshot(store: &Store, snapshot: &str) -> Result<Checked> {
                     .acquire_owned()
                     .await
                     .expect("the semaphore stays open");
-                check_shard(&store, &index_id, shard, &uuid).await
+                check_shard(&store, &index_id, shard, &uuid, depth).await
             });
         }
     }
@@ -332,12 +350,13 @@ struct ShardChecked {
 }
 
 /// One listing of the shard folder, one read of the shard's `snap-{uuid}.dat`, then every data
-/// blob it names is looked up in the listing.
+/// blob it names is looked up in the listing; below `structure`, each whole file is checked too.
 async fn check_shard(
     store: &Store,
     index_id: &str,
     shard: u32,
     uuid: &str,
+    depth: Depth,
 ) -> Result<ShardChecked> {
     let mut checked = ShardChecked::default();
     let listing: HashMap<String, u64> = store
@@ -371,6 +390,7 @@ async fn check_shard(
     for file in files {
         let names = file.blob_names();
         let part_size = file.part_size.filter(|_| names.len() > 1);
+        let mut keys = Vec::with_capacity(names.len());
         for (part, name) in names.iter().enumerate() {
             let expected = match part_size {
                 Some(size) if part + 1 < names.len() => size,
@@ -388,8 +408,14 @@ async fn check_shard(
                 Some(&actual) => {
                     checked.blobs += 1;
                     checked.bytes += actual;
+                    keys.push(key);
                 }
             }
+        }
+        if keys.len() == names.len() {
+            checked
+                .damage
+                .extend(depth::check_file(store, depth, &file, &keys).await?);
         }
     }
     Ok(checked)

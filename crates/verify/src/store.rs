@@ -8,17 +8,19 @@ use ossnap_core::{Error, ErrorKind, Result};
 use ossnap_repository::layout;
 use serde::Serialize;
 
-/// S3 requests made, by kind.
+/// S3 requests made, by kind, and the object bytes they read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RequestCounts {
     pub list: u64,
     pub get: u64,
+    pub bytes_read: u64,
 }
 
 #[derive(Debug, Default)]
 struct Counters {
     list: AtomicU64,
     get: AtomicU64,
+    bytes_read: AtomicU64,
 }
 
 /// An S3 client, and once scoped, the bucket and base path of one repository.
@@ -54,6 +56,7 @@ impl Store {
         RequestCounts {
             list: self.counters.list.load(Ordering::Relaxed),
             get: self.counters.get.load(Ordering::Relaxed),
+            bytes_read: self.counters.bytes_read.load(Ordering::Relaxed),
         }
     }
 
@@ -88,6 +91,36 @@ impl Store {
 
     /// The blob's bytes, or `None` when it does not exist.
     pub async fn get(&self, blob: &str) -> Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::new();
+        let found = self
+            .read(blob, None, |chunk| bytes.extend_from_slice(chunk))
+            .await?;
+        Ok(found.then_some(bytes))
+    }
+
+    /// The blob's last `length` bytes (one ranged GET), or `None` when it does not exist.
+    pub async fn get_tail(&self, blob: &str, length: u64) -> Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::new();
+        let found = self
+            .read(blob, Some(format!("bytes=-{length}")), |chunk| {
+                bytes.extend_from_slice(chunk)
+            })
+            .await?;
+        Ok(found.then_some(bytes))
+    }
+
+    /// Hands the blob to `consume` chunk by chunk as it arrives, so memory stays bounded
+    /// whatever its size; `false` when it does not exist.
+    pub async fn read_chunks(&self, blob: &str, consume: impl FnMut(&[u8])) -> Result<bool> {
+        self.read(blob, None, consume).await
+    }
+
+    async fn read(
+        &self,
+        blob: &str,
+        range: Option<String>,
+        mut consume: impl FnMut(&[u8]),
+    ) -> Result<bool> {
         let key = self.key(blob);
         self.counters.get.fetch_add(1, Ordering::Relaxed);
         let response = match self
@@ -95,20 +128,27 @@ impl Store {
             .get_object()
             .bucket(&self.bucket)
             .key(&key)
+            .set_range(range)
             .send()
             .await
         {
             Ok(response) => response,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(false),
             Err(e) => return Err(self.error("read", &key, e)),
         };
-        let bytes = response.body.collect().await.map_err(|e| {
+        let mut body = response.body;
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
                 format!("reading s3://{}/{key} was cut off: {e}", self.bucket),
             )
-        })?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        })? {
+            self.counters
+                .bytes_read
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            consume(&chunk);
+        }
+        Ok(true)
     }
 
     fn error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
