@@ -202,7 +202,20 @@ const overrides = {
 const machine = new StateMachine(definition);
 // The clocks start with the execution, after the definition is validated.
 const startedAt = performance.now();
-const execution = machine.run(JSON.parse(options.input), { overrides, noThrowOnAbort: true });
+// The context object's Execution.Id and Name, as Step Functions sets them (the library sets
+// Execution.StartTime itself).
+const executionName = randomUUID();
+const context = {
+  Execution: {
+    Id: `arn:aws:states:us-east-1:123456789012:execution:ossnap-local:${executionName}`,
+    Name: executionName,
+  },
+};
+const execution = machine.run(JSON.parse(options.input), {
+  overrides,
+  noThrowOnAbort: true,
+  context,
+});
 
 for await (const event of execution.eventLogs) {
   if (ended) break;
