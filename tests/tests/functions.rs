@@ -472,3 +472,96 @@ async fn status_of_a_missing_snapshot_is_snapshot_missing() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RepositoryMissing);
 }
+
+/// A snapshot started by hand (no scheduled time) under a fixed name, as the console sends it.
+async fn start_by_hand(
+    deps: &Deps,
+    name: &str,
+    request_id: &str,
+) -> ossnap_core::Result<SnapshotOutput> {
+    let input = SnapshotInput {
+        snapshot: Some(name.into()),
+        ..Default::default()
+    };
+    snapshot::run(deps, invocation(input, None), request_id).await
+}
+
+#[tokio::test]
+async fn a_run_by_hand_resumes_only_its_own_snapshot() {
+    let stack = TestStack::start().await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, "logs", 2).await;
+    register(&deps).await;
+
+    let first = start_by_hand(&deps, "by-hand", "request-1").await.unwrap();
+    until_done(&deps, &first.snapshot).await;
+    // The same invocation again (a retry) resumes it.
+    let retried = start_by_hand(&deps, "by-hand", "request-1").await.unwrap();
+    assert_eq!(retried.state, "SUCCESS");
+    // Another run by hand, with no scheduled time either, must not report it as its own.
+    let error = start_by_hand(&deps, "by-hand", "request-2")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::SnapshotNameConflict, "{error}");
+}
+
+#[tokio::test]
+async fn a_lost_create_that_cannot_be_read_back_is_not_called_not_started() {
+    let stack = TestStack::start().await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, "logs", 3).await;
+    register(&deps).await;
+    let path = format!("/_snapshot/ossnap/{SCHEDULED_NAME}");
+    let control = stack.control();
+    control.add_fault(Fault {
+        after_accept: true,
+        ..Fault::new("PUT", &path, 504, "<html>504 Gateway Time-out</html>")
+    });
+    control.add_fault(Fault {
+        count: 3,
+        ..Fault::new("GET", &path, 503, "<html>503 Service Unavailable</html>")
+    });
+    control.clear_requests();
+
+    let error = start_snapshot(&deps).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert!(error.message().contains("unknown"), "{error}");
+    assert!(!error.message().contains("not started"), "{error}");
+    // The longest path of the function is the one its time budget counts.
+    assert_eq!(
+        control.requests().len() as u32,
+        ossnap_core::budget::SNAPSHOT.requests
+    );
+
+    // Step Functions retries the task: the same scheduled time resumes the same snapshot.
+    let output = start_snapshot(&deps).await.unwrap();
+    assert_eq!(output.snapshot, SCHEDULED_NAME);
+    assert_eq!(stack.requests("PUT", &path).len(), 1);
+    assert_eq!(until_done(&deps, SCHEDULED_NAME).await.state, "SUCCESS");
+    let all = deps
+        .opensearch
+        .get_snapshots("ossnap", &["_all"], false)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+#[tokio::test]
+async fn on_elasticsearch_6_8_which_drops_metadata_the_same_schedule_resumes() {
+    let stack = TestStack::start_with(|c| c.profile = Profile::Es68).await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, "logs", 2).await;
+    register(&deps).await;
+
+    let first = start_snapshot(&deps).await.unwrap();
+    assert_eq!(until_done(&deps, &first.snapshot).await.state, "SUCCESS");
+    let info = deps
+        .opensearch
+        .get_snapshot("ossnap", SCHEDULED_NAME)
+        .await
+        .unwrap();
+    assert_eq!(info.metadata, None, "ES 6.8 keeps no metadata");
+    let again = start_snapshot(&deps).await.unwrap();
+    assert_eq!(again.snapshot, SCHEDULED_NAME);
+    assert_eq!(again.state, "SUCCESS");
+}

@@ -58,7 +58,7 @@ const S3_ONLY_FUNCTIONS: [&str; 1] = ["VerifyFunction"];
 /// The input each function accepts (they reject unknown fields), keyed by its logical id.
 const FUNCTION_INPUTS: [(&str, &[&str]); 5] = [
     ("RegisterFunction", &[]),
-    ("SnapshotFunction", &["scheduled_time"]),
+    ("SnapshotFunction", &["scheduled_time", "run_id"]),
     ("CheckStatusFunction", &["repository", "snapshot"]),
     ("VerifyFunction", &["repository", "snapshot"]),
     ("RetentionFunction", &["repository"]),

@@ -7,6 +7,7 @@ use ossnap_core::event::Invocation;
 use ossnap_core::retention::{self, Policy, RetentionInput, RetentionOutput};
 use ossnap_core::snapshot::{self, SnapshotInput};
 use ossnap_core::Deps;
+use ossnap_local_stack::{Fault, Profile};
 use ossnap_tests::stack::wait_until_idle;
 use ossnap_tests::TestStack;
 use serde_json::json;
@@ -214,4 +215,199 @@ async fn a_running_snapshot_is_never_deleted_and_the_cap_is_honoured() {
         .await
         .unwrap();
     assert_eq!(info.state.as_deref(), Some("IN_PROGRESS"));
+}
+
+/// A stack of `profile` with `count` daily ossnap snapshots, oldest first.
+async fn history_on(profile: Profile, count: usize) -> (TestStack, Deps, Vec<String>) {
+    let stack = TestStack::start_with(|c| c.profile = profile).await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, "logs", 2).await;
+    stack.register(&deps).await;
+    let days: Vec<OffsetDateTime> = (0..count)
+        .map(|n| datetime!(2026-11-01 02:00 UTC) + time::Duration::days(n as i64))
+        .collect();
+    let ours = daily_snapshots(&deps, &days).await;
+    (stack, deps, ours)
+}
+
+fn deletes(stack: &TestStack) -> Vec<String> {
+    stack.requests("DELETE", "/_snapshot/")
+}
+
+#[tokio::test]
+async fn empty_snapshots_do_not_count_toward_the_minimum() {
+    let (_stack, deps, ours) = history_on(Profile::V2, 2).await;
+    // The two newest succeed with no shards (no index matched).
+    for day in [
+        datetime!(2026-11-10 02:00 UTC),
+        datetime!(2026-11-11 02:00 UTC),
+    ] {
+        let invocation = Invocation {
+            input: SnapshotInput {
+                indices: Some("nomatch-*".into()),
+                ..SnapshotInput::default()
+            },
+            scheduled_time: Some(day),
+        };
+        snapshot::run(&deps, invocation, "empty").await.unwrap();
+        wait_until_idle(&deps).await;
+    }
+
+    let output = apply(&deps, &policy(2, Some(2)), None).await;
+    assert!(output.deleted.is_empty(), "{output:?}");
+    for healthy in &ours {
+        assert!(names(&output.kept).contains(&healthy.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn elasticsearch_before_7_8_deletes_one_by_one_and_before_7_3_knows_its_own_by_name() {
+    for profile in [Profile::Es77, Profile::Es68] {
+        let (stack, deps, ours) = history_on(profile, 4).await;
+        stack.control().clear_requests();
+        let output = apply(&deps, &policy(2, Some(2)), None).await;
+        assert_eq!(
+            names(&output.deleted),
+            vec![ours[0].as_str(), ours[1].as_str()],
+            "{profile:?}: {output:?}"
+        );
+        let sent = deletes(&stack);
+        assert_eq!(sent.len(), 2, "{profile:?}: {sent:?}");
+        assert!(sent.iter().all(|d| !d.contains(',')), "{sent:?}");
+        let left = deps
+            .opensearch
+            .get_snapshots("ossnap", &["_all"], false)
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 2, "{profile:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_gone_before_the_delete_leaves_the_rest_deleted() {
+    let (stack, deps, ours) = history_on(Profile::V2, 4).await;
+    // What the listing and the re-read will answer: all four, though the oldest is about to go.
+    for (path, query) in [
+        ("/_snapshot/ossnap/_all", [("verbose", "false")].as_slice()),
+        ("/_snapshot/ossnap/ossnap-*", [].as_slice()),
+    ] {
+        let stale = deps
+            .opensearch
+            .call(http::Method::GET, path, query, None)
+            .await
+            .unwrap();
+        stack
+            .control()
+            .add_fault(Fault::new("GET", path, 200, &stale.to_string()));
+    }
+    deps.opensearch
+        .delete_snapshots("ossnap", &[&ours[0]])
+        .await
+        .unwrap();
+    stack.control().clear_requests();
+
+    let output = apply(&deps, &policy(2, Some(2)), None).await;
+    assert_eq!(
+        names(&output.deleted),
+        vec![ours[0].as_str(), ours[1].as_str()]
+    );
+    // The list DELETE met "missing"; a listing; then a DELETE of the one left.
+    let sent = deletes(&stack);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[1].ends_with(&format!("/{}?", ours[1])), "{sent:?}");
+    let left = deps
+        .opensearch
+        .get_snapshots("ossnap", &["_all"], false)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2);
+}
+
+#[tokio::test]
+async fn a_delete_answered_after_cleanup_or_not_at_all_is_checked_by_listing() {
+    let (stack, deps, ours) = history_on(Profile::V2, 4).await;
+    // A gateway timeout after the cluster deleted them.
+    stack.control().add_fault(Fault {
+        after_accept: true,
+        ..Fault::new("DELETE", "/_snapshot/ossnap/*", 504, "<html>504</html>")
+    });
+    let output = apply(&deps, &policy(2, Some(3)), None).await;
+    assert_eq!(names(&output.deleted), vec![ours[0].as_str()]);
+
+    // An answer that outlasts the client's timeout, once the deletion is done.
+    let impatient = Deps {
+        opensearch: deps
+            .opensearch
+            .clone()
+            .with_request_timeout(Duration::from_millis(300))
+            .unwrap(),
+        ..deps.clone()
+    };
+    stack.control().add_fault(Fault {
+        after_accept: true,
+        latency_ms: 1_000,
+        ..Fault::new(
+            "DELETE",
+            "/_snapshot/ossnap/*",
+            200,
+            r#"{"acknowledged":true}"#,
+        )
+    });
+    let output = apply(&impatient, &policy(2, Some(2)), None).await;
+    assert_eq!(names(&output.deleted), vec![ours[1].as_str()]);
+    let left = deps
+        .opensearch
+        .get_snapshots("ossnap", &["_all"], false)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2);
+}
+
+#[tokio::test]
+async fn one_unreadable_snapshot_does_not_stop_retention() {
+    let (stack, deps, ours) = history_on(Profile::V2, 4).await;
+    let oldest = deps
+        .opensearch
+        .get_snapshot("ossnap", &ours[0])
+        .await
+        .unwrap();
+    stack
+        .local
+        .s3_client()
+        .delete_object()
+        .bucket(&stack.local.config().bucket)
+        .key(format!(
+            "{}/snap-{}.dat",
+            ossnap_tests::stack::BASE_PATH,
+            oldest.uuid.unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+
+    let output = apply(&deps, &policy(2, Some(2)), None).await;
+    assert_eq!(names(&output.deleted), vec![ours[1].as_str()]);
+    let skipped = output
+        .skipped
+        .iter()
+        .find(|d| d.snapshot == ours[0])
+        .expect("the unreadable one is reported");
+    assert!(skipped.reason.contains("could not be read"), "{skipped:?}");
+}
+
+#[tokio::test]
+async fn a_run_stops_at_its_request_budget_and_leaves_the_rest_for_the_next() {
+    let budget = ossnap_core::budget::RETENTION_MAX_REQUESTS as usize;
+    // One by one (ES 7.7): a listing and a re-read, then one DELETE per snapshot.
+    let (stack, deps, ours) = history_on(Profile::Es77, budget + 1).await;
+    stack.control().clear_requests();
+    let output = apply(&deps, &policy(1, Some(1)), None).await;
+    assert_eq!(output.deleted.len(), budget - 2);
+    assert_eq!(stack.control().requests().len(), budget);
+    let deferred: Vec<_> = output
+        .skipped
+        .iter()
+        .filter(|d| d.reason.contains("at most"))
+        .collect();
+    assert_eq!(deferred.len(), ours.len() - 1 - (budget - 2));
 }

@@ -337,3 +337,100 @@ async fn verify_needs_a_snapshot_name() {
     assert_eq!(error.kind(), ErrorKind::ConfigError);
     assert!(error.message().contains("snapshot"), "{error}");
 }
+
+#[tokio::test]
+async fn an_unknown_snapshot_state_is_damage() {
+    let stack = TestStack::start().await;
+    let base = "damage/unknown-state";
+    let (s3, bucket) = damaged_copy(&stack, base).await;
+    let root = keys(&s3, &bucket, &format!("{base}/index-"))
+        .await
+        .remove(0)
+        .0;
+    rewrite(&s3, &bucket, &root, |bytes| {
+        let mut data: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        for snapshot in data["snapshots"].as_array_mut().unwrap() {
+            snapshot["state"] = serde_json::json!(9);
+        }
+        *bytes = serde_json::to_vec(&data).unwrap();
+    })
+    .await;
+    expect_damage(&stack, base, "unknown state").await;
+}
+
+/// Moves the root `index-N` to `index-{N+1}` in the local S3's directory the first time it is
+/// read, as OpenSearch does when it writes a new generation and deletes the old one.
+#[derive(Debug)]
+struct NewGenerationOnFirstRead {
+    bucket_dir: PathBuf,
+    root: String,
+    moved: std::sync::atomic::AtomicBool,
+}
+
+impl aws_sdk_s3::config::Intercept for NewGenerationOnFirstRead {
+    fn name(&self) -> &'static str {
+        "NewGenerationOnFirstRead"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let reads_root = context
+            .input()
+            .downcast_ref::<aws_sdk_s3::operation::get_object::GetObjectInput>()
+            .is_some_and(|get| get.key() == Some(self.root.as_str()));
+        if reads_root && !self.moved.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let (stem, generation) = self.root.rsplit_once('-').unwrap();
+            let next = format!("{stem}-{}", generation.parse::<u64>().unwrap() + 1);
+            std::fs::rename(self.bucket_dir.join(&self.root), self.bucket_dir.join(next))?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_root_blob_replaced_while_verifying_is_looked_for_again() {
+    let stack = TestStack::start().await;
+    let base = "busy/repository";
+    let (s3, bucket) = damaged_copy(&stack, base).await;
+    let root = keys(&s3, &bucket, &format!("{base}/index-"))
+        .await
+        .remove(0)
+        .0;
+    let interceptor = NewGenerationOnFirstRead {
+        bucket_dir: stack.local.config().data_dir.join("s3").join(&bucket),
+        root,
+        moved: Default::default(),
+    };
+    let racing = aws_sdk_s3::Client::from_conf(
+        stack
+            .local
+            .s3_client()
+            .config()
+            .to_builder()
+            .interceptor(interceptor)
+            .build(),
+    );
+    let verifier = Verifier {
+        store: Store::new(racing),
+        ..verifier(&stack)
+    };
+    let input = VerifyInput {
+        snapshot: Some("global_state_snapshot".into()),
+        base_path: Some(base.into()),
+        ..VerifyInput::default()
+    };
+    let output = ossnap_verify::run(
+        &verifier,
+        Invocation {
+            input,
+            scheduled_time: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(output.verified);
+    assert_eq!(output.s3_requests.list, output.shards as u64 + 2);
+}

@@ -351,3 +351,59 @@ async fn a_run_that_starts_while_another_runs_skips_without_notifying() {
     assert_eq!(next.status, Status::Succeeded);
     assert_eq!(folded_path(&next), HAPPY_PATH);
 }
+
+#[tokio::test]
+async fn a_run_by_hand_is_named_from_its_start_time_and_a_retry_resumes_it() {
+    let stack = seeded_stack().await;
+    let mut workflow = workflow(&stack).await;
+    // The PUT's answer is lost, and so are the read-backs: the Snapshot task fails Unavailable.
+    let ours = "/_snapshot/ossnap/ossnap-*";
+    stack.control().add_fault(Fault {
+        after_accept: true,
+        ..Fault::new("PUT", ours, 504, "<html>504 Gateway Time-out</html>")
+    });
+    stack.control().add_fault(Fault {
+        count: 3,
+        ..Fault::new("GET", ours, 503, "<html>503 Service Unavailable</html>")
+    });
+
+    let execution = run(&mut workflow, json!({}), PAUSE).await;
+
+    assert_eq!(execution.status, Status::Succeeded);
+    assert_eq!(execution.invocations_of("snapshot"), 2);
+    let started_at = execution
+        .events
+        .iter()
+        .find_map(|event| match &event.kind {
+            EventKind::StateEntered { state, input, .. } if state == "Register" => {
+                input["run"]["scheduled_time"].as_str().map(str::to_string)
+            }
+            _ => None,
+        })
+        .expect("the run carries the execution's start time");
+    let started_at =
+        time::OffsetDateTime::parse(&started_at, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let name = ossnap_core::snapshot::snapshot_name("ossnap", started_at);
+    assert_eq!(
+        execution.output_of("snapshot").expect("snapshot answered")["snapshot"],
+        name.as_str()
+    );
+    // The retry's PUT, under the same name, met "already exists" and resumed: one snapshot.
+    let path = format!("/_snapshot/ossnap/{name}");
+    let puts: Vec<u16> = stack
+        .control()
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "PUT" && request.path == path)
+        .map(|request| request.status)
+        .collect();
+    assert_eq!(puts, [504, 400]);
+    let all = stack
+        .deps(&[])
+        .opensearch
+        .get_snapshots("ossnap", &["_all"], false)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+}

@@ -4,12 +4,15 @@
 //!   input and output shapes and its Lambda `handle`.
 //! - [`opensearch`]: the client (SigV4, basic or no auth), the API calls, and the classification
 //!   of error responses into the one [`error`] taxonomy whose names Step Functions matches.
+//! - [`budget`]: each function's worst case of calls and pauses, and the Lambda timeout from it.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines; [`logging`]: the log subscriber.
 //!
 //! The `opensearch` feature (on by default) holds the client and the operations that use it;
 //! `verify`, which reads only S3, builds without it.
 //! - [`event`]: the three shapes an invocation arrives in; [`config`]: settings from the
 //!   environment; [`names`]: validation before any request; [`clock`]: injected time.
+#[cfg(feature = "opensearch")]
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -21,7 +21,7 @@ use crate::names;
 use crate::opensearch::RepositoryDefinition;
 
 /// IAM changes take seconds to reach OpenSearch; verification is retried with these pauses.
-const VERIFY_BACKOFF: [Duration; 4] = [
+pub(crate) const VERIFY_BACKOFF: [Duration; 4] = [
     Duration::from_secs(2),
     Duration::from_secs(4),
     Duration::from_secs(8),

@@ -1,13 +1,21 @@
 //! `retention`: deletes old snapshots through the OpenSearch API (never from S3: blobs are shared
 //! between snapshots), without ever losing the last good one.
 //!
-//! - Only ossnap's snapshots: the name `{prefix}-{yyyymmdd}-{hhmmss}` and, re-read before any
-//!   deletion, `metadata.taken_by = ossnap`. Never an IN_PROGRESS one (deleting it aborts it).
-//! - The newest `RETENTION_MIN_COUNT` SUCCESS snapshots always stay (at least 1); older SUCCESS
-//!   ones go beyond `RETENTION_MAX_COUNT` or past `RETENTION_MAX_AGE`; FAILED, PARTIAL and
-//!   INCOMPATIBLE ones go once a newer SUCCESS exists.
-//! - One listing (`verbose=false`), one verbose re-read of the candidates, one multi-name DELETE
-//!   (one by one where the cluster refuses lists), at most `RETENTION_MAX_DELETIONS` per run.
+//! - Only ossnap's snapshots: the name `{prefix}-{yyyymmdd}-{hhmmss}` and `metadata.taken_by =
+//!   ossnap` (the name alone for snapshots taken before Elasticsearch 7.3, which keeps no
+//!   metadata). Never an IN_PROGRESS one (deleting it aborts it).
+//! - Only healthy snapshots (SUCCESS, at least one shard, none failed, as check-status says)
+//!   count: the newest `RETENTION_MIN_COUNT` healthy ones always stay (at least 1); older healthy
+//!   ones go beyond `RETENTION_MAX_COUNT` or past `RETENTION_MAX_AGE`; unhealthy ones (FAILED,
+//!   PARTIAL, INCOMPATIBLE, or SUCCESS without shards or with failed ones) go once a newer healthy
+//!   one exists.
+//! - One listing (`verbose=false`), one verbose re-read of the snapshots named as ours
+//!   (`ignore_unavailable`, so one unreadable snapshot does not stop retention), then one
+//!   multi-name DELETE (one by one on clusters before Elasticsearch 7.8, which read the list as
+//!   one name). A DELETE that names a snapshot gone meanwhile, or whose answer is lost (a large
+//!   deletion answers only once cleaned up), is followed by a listing and a DELETE of what is
+//!   left. At most `RETENTION_MAX_DELETIONS` per run, and at most
+//!   [`crate::budget::RETENTION_MAX_REQUESTS`] requests, so the run fits its Lambda timeout.
 
 use std::time::Duration;
 
@@ -17,6 +25,7 @@ use serde_json::Value;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use crate::budget::RETENTION_MAX_REQUESTS;
 use crate::config::Environment;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Invocation;
@@ -143,8 +152,21 @@ pub fn parse_age(text: &str) -> Result<Duration> {
 pub struct Candidate {
     pub name: String,
     pub state: String,
+    /// SUCCESS with at least one shard and none failed ([`SnapshotInfo::is_healthy`]).
+    pub healthy: bool,
     /// From the name: `{prefix}-{yyyymmdd}-{hhmmss}`.
     pub taken_at: OffsetDateTime,
+}
+
+impl Candidate {
+    /// What it is, for the reasons given: its state, and why a SUCCESS is not healthy.
+    fn describe(&self) -> String {
+        if self.state == model::SUCCESS && !self.healthy {
+            "SUCCESS without shards or with failed shards".to_string()
+        } else {
+            self.state.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,7 +200,7 @@ pub fn plan(
     });
     let mut keep = Vec::new();
     let mut delete = Vec::new();
-    let mut successes_seen = 0usize;
+    let mut healthy_seen = 0usize;
     let decide = |snapshot: &str, reason: String| Decision {
         snapshot: snapshot.to_string(),
         reason,
@@ -190,18 +212,18 @@ pub fn plan(
                 &candidate.name,
                 "in progress: deleting it would abort it".into(),
             )),
-            model::SUCCESS => {
-                successes_seen += 1;
-                let rank = successes_seen;
+            _ if candidate.healthy => {
+                healthy_seen += 1;
+                let rank = healthy_seen;
                 if rank <= policy.min_count {
                     keep.push(decide(
                         &candidate.name,
-                        format!("one of the newest {} SUCCESS snapshots", policy.min_count),
+                        format!("one of the newest {} healthy snapshots", policy.min_count),
                     ));
                 } else if let Some(max) = policy.max_count.filter(|max| rank > *max) {
                     delete.push(decide(
                         &candidate.name,
-                        format!("SUCCESS number {rank}, beyond {}={max}", var::MAX_COUNT),
+                        format!("healthy number {rank}, beyond {}={max}", var::MAX_COUNT),
                     ));
                 } else if let Some(max_age) = policy.max_age.filter(|max_age| age > *max_age) {
                     delete.push(decide(
@@ -215,15 +237,18 @@ pub fn plan(
                     ));
                 }
             }
-            state if successes_seen > 0 => {
+            _ if healthy_seen > 0 => {
                 delete.push(decide(
                     &candidate.name,
-                    format!("{state}, and a newer SUCCESS exists"),
+                    format!("{}, and a newer healthy one exists", candidate.describe()),
                 ));
             }
-            state => keep.push(decide(
+            _ => keep.push(decide(
                 &candidate.name,
-                format!("{state}, kept until a newer SUCCESS exists"),
+                format!(
+                    "{}, kept until a newer healthy one exists",
+                    candidate.describe()
+                ),
             )),
         }
     }
@@ -300,6 +325,8 @@ pub async fn run(
     names::validate_repository_name(&repository)?;
     let dry_run = input.dry_run.unwrap_or(policy.dry_run);
     let prefix = &deps.settings.prefix;
+    let mut requests = RequestBudget::new();
+    requests.spend();
     let listing = deps
         .opensearch
         .get_snapshots(&repository, &["_all"], false)
@@ -310,19 +337,56 @@ pub async fn run(
         dry_run,
         ..RetentionOutput::default()
     };
-    let mut candidates = Vec::new();
+    let mut named_ours = Vec::new();
     for info in listing {
-        match taken_at(prefix, &info.snapshot) {
-            Some(time) => candidates.push(Candidate {
-                name: info.snapshot,
-                state: info.state.unwrap_or_else(|| model::IN_PROGRESS.into()),
-                taken_at: time,
-            }),
-            None => output.skipped.push(Decision {
+        if taken_at(prefix, &info.snapshot).is_some() {
+            named_ours.push(info.snapshot);
+        } else {
+            output.skipped.push(Decision {
                 snapshot: info.snapshot,
                 reason: format!("not named {prefix}-yyyymmdd-hhmmss: not ossnap's"),
-            }),
+            });
         }
+    }
+    if named_ours.is_empty() {
+        return Ok(finish(deps, output));
+    }
+
+    // Only the verbose form carries the shard counts that tell a healthy snapshot and the
+    // metadata that proves it is ossnap's. One wildcard keeps the request short however many
+    // there are; a snapshot it cannot read is left out, not a failure of the run.
+    requests.spend();
+    let current = deps
+        .opensearch
+        .find_snapshots(&repository, &[&format!("{prefix}-*")], true)
+        .await?;
+    let one_by_one =
+        !current.is_empty() && current.iter().all(|info| info.taken_before(model::ES_7_8));
+    let mut candidates = Vec::new();
+    for name in named_ours {
+        let Some(info) = current.iter().find(|info| info.snapshot == name) else {
+            output.skipped.push(Decision {
+                snapshot: name,
+                reason: "gone, or its metadata could not be read: left alone".into(),
+            });
+            continue;
+        };
+        if !taken_by_ossnap(info) {
+            output.skipped.push(Decision {
+                snapshot: name,
+                reason: "its metadata does not say ossnap took it".into(),
+            });
+            continue;
+        }
+        candidates.push(Candidate {
+            taken_at: taken_at(prefix, &name).expect("named as ours"),
+            name,
+            state: info
+                .state
+                .clone()
+                .unwrap_or_else(|| model::IN_PROGRESS.into()),
+            healthy: info.is_healthy(),
+        });
     }
     let (kept, mut to_delete) = plan(&candidates, policy, deps.clock.now_utc());
     output.kept = kept;
@@ -339,60 +403,44 @@ pub async fn run(
             });
         }
     }
-    if to_delete.is_empty() {
-        return Ok(output);
+    if !dry_run && !to_delete.is_empty() {
+        let names: Vec<String> = to_delete.iter().map(|d| d.snapshot.clone()).collect();
+        let left = delete(deps, &repository, names, one_by_one, &mut requests).await?;
+        let (deferred, done): (Vec<_>, Vec<_>) = to_delete
+            .into_iter()
+            .partition(|d| left.contains(&d.snapshot));
+        to_delete = done;
+        output.skipped.extend(deferred.into_iter().map(|d| Decision {
+            reason: format!(
+                "{} (left for the next run: a run sends at most {RETENTION_MAX_REQUESTS} requests, to fit its time budget)",
+                d.reason
+            ),
+            ..d
+        }));
     }
+    output.deleted = to_delete;
+    Ok(finish(deps, output))
+}
 
-    // Re-read the candidates: their state may have moved, and only the verbose form carries
-    // the metadata that proves they are ossnap's.
-    let names: Vec<&str> = to_delete.iter().map(|d| d.snapshot.as_str()).collect();
-    let current = deps
-        .opensearch
-        .get_snapshots(&repository, &names, true)
-        .await?;
-    let mut confirmed = Vec::new();
-    for decision in to_delete {
-        match current
-            .iter()
-            .find(|info| info.snapshot == decision.snapshot)
-        {
-            None => output.skipped.push(Decision {
-                reason: "gone before deletion".into(),
-                ..decision
-            }),
-            Some(info) if info.state.as_deref() == Some(model::IN_PROGRESS) => {
-                output.skipped.push(Decision {
-                    reason: "in progress at deletion time".into(),
-                    ..decision
-                })
-            }
-            Some(info) if !taken_by_ossnap(info) => output.skipped.push(Decision {
-                reason: "its metadata does not say ossnap took it".into(),
-                ..decision
-            }),
-            Some(_) => confirmed.push(decision),
-        }
-    }
-    if !dry_run && !confirmed.is_empty() {
-        delete(deps, &repository, &confirmed).await?;
-    }
+/// Logs and measures the outcome.
+fn finish(deps: &Deps, output: RetentionOutput) -> RetentionOutput {
+    let repository = &output.repository;
     tracing::info!(
         repository,
-        dry_run,
-        deleted = confirmed.len(),
+        dry_run = output.dry_run,
+        deleted = output.deleted.len(),
         kept = output.kept.len(),
         skipped = output.skipped.len(),
         "retention applied"
     );
-    output.deleted = confirmed;
     metrics::emit(
         "retention",
-        &repository,
+        repository,
         &[
             Metric::new(
                 "SnapshotsDeleted",
                 Unit::Count,
-                if dry_run {
+                if output.dry_run {
                     0
                 } else {
                     output.deleted.len() as u32
@@ -403,34 +451,116 @@ pub async fn run(
         ],
         deps.clock.now_millis(),
     );
-    Ok(output)
+    output
 }
 
 fn taken_by_ossnap(info: &SnapshotInfo) -> bool {
-    info.metadata
-        .as_ref()
-        .and_then(|m| m.get(TAKEN_BY))
-        .and_then(Value::as_str)
-        == Some(OSSNAP)
+    info.cannot_carry_metadata()
+        || info
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(TAKEN_BY))
+            .and_then(Value::as_str)
+            == Some(OSSNAP)
 }
 
-/// One request for all of them; one by one on clusters that refuse a list (before ES 7.8).
-async fn delete(deps: &Deps, repository: &str, decisions: &[Decision]) -> Result<()> {
-    let names: Vec<&str> = decisions.iter().map(|d| d.snapshot.as_str()).collect();
-    match deps.opensearch.delete_snapshots(repository, &names).await {
-        Ok(()) => Ok(()),
-        Err(e) if names.len() > 1 && e.kind() == ErrorKind::ConfigError => {
-            tracing::warn!(error = %e, "the cluster refused a multi-snapshot delete; deleting one by one");
-            for name in names {
-                match deps.opensearch.delete_snapshots(repository, &[name]).await {
-                    Err(e) if e.kind() != ErrorKind::SnapshotMissing => return Err(e),
-                    _ => {}
-                }
-            }
-            Ok(())
+/// Counts the run's requests against [`RETENTION_MAX_REQUESTS`].
+struct RequestBudget {
+    left: u32,
+}
+
+impl RequestBudget {
+    fn new() -> RequestBudget {
+        RequestBudget {
+            left: RETENTION_MAX_REQUESTS,
         }
-        Err(e) => Err(e),
     }
+
+    /// Takes one request; false when none is left.
+    fn spend(&mut self) -> bool {
+        let available = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        available
+    }
+}
+
+/// Deletes `names` and returns those left for the next run because the request budget ran out.
+///
+/// One request for all of them, or one each on clusters before ES 7.8 (`one_by_one`, or found
+/// out when a list DELETE is answered "missing" while every name is still there). After a
+/// "missing" (one was deleted meanwhile) or a lost answer (the deletion may have gone through),
+/// it lists what is still there and deletes that; a lost answer with nothing gone is reported
+/// as `Unavailable`, for the workflow to retry later.
+async fn delete(
+    deps: &Deps,
+    repository: &str,
+    mut remaining: Vec<String>,
+    mut one_by_one: bool,
+    requests: &mut RequestBudget,
+) -> Result<Vec<String>> {
+    while !remaining.is_empty() {
+        if !requests.spend() {
+            return Ok(remaining);
+        }
+        let batch: Vec<&str> = if one_by_one {
+            vec![remaining[0].as_str()]
+        } else {
+            remaining.iter().map(String::as_str).collect()
+        };
+        let error = match deps.opensearch.delete_snapshots(repository, &batch).await {
+            Ok(()) => {
+                let done: Vec<String> = batch.iter().map(|n| n.to_string()).collect();
+                remaining.retain(|name| !done.contains(name));
+                continue;
+            }
+            Err(e) if e.kind() == ErrorKind::SnapshotMissing && batch.len() == 1 => {
+                let gone = batch[0].to_string();
+                remaining.retain(|name| *name != gone);
+                continue;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::SnapshotMissing | ErrorKind::Unavailable
+                ) =>
+            {
+                e
+            }
+            Err(e) => return Err(e),
+        };
+        tracing::warn!(error = %error, "the DELETE did not go through as sent; listing what is left");
+        if !requests.spend() {
+            return Ok(remaining);
+        }
+        let names: Vec<&str> = remaining.iter().map(String::as_str).collect();
+        let present: Vec<String> = deps
+            .opensearch
+            .find_snapshots(repository, &names, false)
+            .await?
+            .into_iter()
+            .map(|info| info.snapshot)
+            .filter(|name| remaining.contains(name))
+            .collect();
+        let nothing_gone = present.len() == remaining.len();
+        if nothing_gone && error.kind() == ErrorKind::Unavailable {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{}; none of [{}] is gone yet: retrying is safe",
+                    error.message(),
+                    remaining.join(",")
+                ),
+            ));
+        }
+        if nothing_gone {
+            tracing::warn!(
+                "the cluster read the list as one name (before ES 7.8); deleting one by one"
+            );
+            one_by_one = true;
+        }
+        remaining = present;
+    }
+    Ok(remaining)
 }
 
 #[cfg(test)]
@@ -459,6 +589,7 @@ mod tests {
                 Candidate {
                     name: crate::snapshot::snapshot_name("ossnap", taken_at),
                     state: state.to_string(),
+                    healthy: *state == "SUCCESS",
                     taken_at,
                 }
             })
@@ -517,18 +648,44 @@ mod tests {
     }
 
     #[test]
-    fn failed_ones_go_only_once_a_newer_success_exists() {
+    fn failed_ones_go_only_once_a_newer_healthy_one_exists() {
         let history = daily(&["FAILED", "SUCCESS", "PARTIAL", "IN_PROGRESS"]);
         let plan = plan(&history, &policy(), NOW);
         assert_eq!(deleted(&plan), vec![history[2].name.as_str()]);
         assert!(plan
             .0
             .iter()
-            .any(|d| d.snapshot == history[0].name && d.reason.contains("until a newer SUCCESS")));
+            .any(|d| d.snapshot == history[0].name && d.reason.contains("until a newer healthy")));
         assert!(plan
             .0
             .iter()
             .any(|d| d.snapshot == history[3].name && d.reason.contains("abort")));
+    }
+
+    #[test]
+    fn empty_successes_do_not_count_toward_the_minimum() {
+        let mut history = daily(&["SUCCESS"; 4]);
+        // The two newest hold no shards: only the two older ones are backups.
+        history[0].healthy = false;
+        history[1].healthy = false;
+        let first = plan(
+            &history,
+            &Policy {
+                max_count: Some(2),
+                ..policy()
+            },
+            NOW,
+        );
+        assert!(deleted(&first).is_empty(), "{first:?}");
+        assert!(first.0.iter().any(|d| d.snapshot == history[0].name
+            && d.reason.contains("without shards")
+            && d.reason.contains("until a newer healthy")));
+
+        // Once a newer healthy one exists, the empty ones go like failed ones.
+        let mut history = daily(&["SUCCESS"; 3]);
+        history[1].healthy = false;
+        let second = plan(&history, &policy(), NOW);
+        assert_eq!(deleted(&second), vec![history[1].name.as_str()]);
     }
 
     #[test]
@@ -564,19 +721,21 @@ mod tests {
 
         fn history() -> impl Strategy<Value = Vec<Candidate>> {
             // Names are unique in a repository: one snapshot per hour at most.
-            prop::collection::btree_map(0i64..2000, 0usize..5, 0..40).prop_map(|entries| {
-                entries
-                    .into_iter()
-                    .map(|(hours_ago, state)| {
-                        let taken_at = NOW - time::Duration::hours(hours_ago);
-                        Candidate {
-                            name: crate::snapshot::snapshot_name("ossnap", taken_at),
-                            state: STATES[state].to_string(),
-                            taken_at,
-                        }
-                    })
-                    .collect()
-            })
+            prop::collection::btree_map(0i64..2000, (0usize..5, prop::bool::weighted(0.8)), 0..40)
+                .prop_map(|entries| {
+                    entries
+                        .into_iter()
+                        .map(|(hours_ago, (state, has_shards))| {
+                            let taken_at = NOW - time::Duration::hours(hours_ago);
+                            Candidate {
+                                name: crate::snapshot::snapshot_name("ossnap", taken_at),
+                                state: STATES[state].to_string(),
+                                healthy: STATES[state] == "SUCCESS" && has_shards,
+                                taken_at,
+                            }
+                        })
+                        .collect()
+                })
         }
 
         fn any_policy() -> impl Strategy<Value = Policy> {
@@ -596,24 +755,24 @@ mod tests {
 
         proptest! {
             #[test]
-            fn never_loses_the_newest_successes_nor_a_running_one(history in history(), policy in any_policy()) {
+            fn never_loses_the_newest_healthy_ones_nor_a_running_one(history in history(), policy in any_policy()) {
                 let (kept, deleted) = plan(&history, &policy, NOW);
                 let deleted: Vec<&str> = deleted.iter().map(|d| d.snapshot.as_str()).collect();
                 prop_assert_eq!(kept.len() + deleted.len(), history.len());
-                let mut successes: Vec<&Candidate> = history.iter().filter(|c| c.state == "SUCCESS").collect();
-                successes.sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then_with(|| b.name.cmp(&a.name)));
-                for newest in successes.iter().take(policy.min_count) {
-                    prop_assert!(!deleted.contains(&newest.name.as_str()), "deleted a protected SUCCESS");
+                let mut healthy: Vec<&Candidate> = history.iter().filter(|c| c.healthy).collect();
+                healthy.sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then_with(|| b.name.cmp(&a.name)));
+                for newest in healthy.iter().take(policy.min_count) {
+                    prop_assert!(!deleted.contains(&newest.name.as_str()), "deleted a protected healthy snapshot");
                 }
                 for candidate in &history {
                     let gone = deleted.contains(&candidate.name.as_str());
                     if candidate.state == "IN_PROGRESS" {
                         prop_assert!(!gone, "deleted a running snapshot");
                     }
-                    if candidate.state != "SUCCESS" && candidate.state != "IN_PROGRESS" && gone {
+                    if !candidate.healthy && candidate.state != "IN_PROGRESS" && gone {
                         prop_assert!(
-                            successes.iter().any(|s| s.taken_at > candidate.taken_at || (s.taken_at == candidate.taken_at && s.name > candidate.name)),
-                            "deleted a failed snapshot without a newer SUCCESS"
+                            healthy.iter().any(|s| s.taken_at > candidate.taken_at || (s.taken_at == candidate.taken_at && s.name > candidate.name)),
+                            "deleted an unhealthy snapshot without a newer healthy one"
                         );
                     }
                 }

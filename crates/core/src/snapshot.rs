@@ -1,7 +1,11 @@
 //! `snapshot`: starts one snapshot, safely.
 //!
-//! - The name is `{prefix}-{yyyymmdd}-{hhmmss}` of the scheduled time (UTC), so a schedule
-//!   delivered twice names the same snapshot and the second delivery resumes the first.
+//! - The name is `{prefix}-{yyyymmdd}-{hhmmss}` of the scheduled time (UTC; the workflow passes
+//!   the execution's start time for a run started by hand), so a schedule delivered twice, or a
+//!   retried task, names the same snapshot and resumes it.
+//! - An existing snapshot of that name is this run's only if its metadata says ossnap took it
+//!   for the same scheduled time or the same `run_id`; on clusters that drop metadata (before
+//!   Elasticsearch 7.3) the name alone decides.
 //! - Any snapshot already running on the cluster (ours, another tool's, AWS's hourly
 //!   `cs-automated`) gives `SnapshotInProgress`, for Step Functions to retry later.
 //! - A lost response or a gateway 504 is reconciled by reading the snapshot back, never by a
@@ -28,7 +32,7 @@ pub const TAKEN_BY: &str = "taken_by";
 pub const OSSNAP: &str = "ossnap";
 
 /// After a lost response, how long to look for the snapshot the PUT may have started.
-const RECONCILE_PAUSES: [Duration; 3] = [
+pub(crate) const RECONCILE_PAUSES: [Duration; 3] = [
     Duration::from_secs(1),
     Duration::from_secs(2),
     Duration::from_secs(4),
@@ -84,8 +88,10 @@ pub async fn run(
     names::validate_snapshot_name(&snapshot)?;
     let indices = input.indices.unwrap_or_else(|| settings.indices.clone());
     let scheduled_time = invocation.scheduled_time.map(rfc3339);
+    let run_id = input.run_id.as_deref().unwrap_or(request_id);
     let ours = Ownership {
         scheduled_time: scheduled_time.clone(),
+        run_id: run_id.to_string(),
     };
 
     let running = deps.opensearch.running_snapshots().await?;
@@ -121,7 +127,7 @@ pub async fn run(
         TAKEN_BY: OSSNAP,
         "ossnap_version": env!("CARGO_PKG_VERSION"),
         "scheduled_time": scheduled_time,
-        "run_id": input.run_id.as_deref().unwrap_or(request_id),
+        "run_id": run_id,
     });
     let body = snapshot_body(&indices, metadata);
     match deps
@@ -159,42 +165,59 @@ async fn reconcile(
     ours: &Ownership,
     cause: Error,
 ) -> Result<SnapshotOutput> {
+    // Only the cluster saying the snapshot is missing tells that it was not started; a failed
+    // read leaves it unknown. Either way a retry names the same snapshot and resumes it.
+    let mut unreadable = None;
     for pause in RECONCILE_PAUSES {
         match deps.opensearch.get_snapshot(repository, snapshot).await {
             Ok(info) => return resume(repository, info, ours, deps),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::SnapshotMissing | ErrorKind::Unavailable
-                ) =>
-            {
-                deps.clock.sleep(pause).await;
-            }
+            Err(e) if e.kind() == ErrorKind::SnapshotMissing => unreadable = None,
+            Err(e) if e.kind() == ErrorKind::Unavailable => unreadable = Some(e),
             Err(e) => return Err(e),
         }
+        deps.clock.sleep(pause).await;
     }
+    let outcome = match unreadable {
+        None => format!(
+            "the snapshot [{repository}:{snapshot}] is still missing afterwards, so it was not started: retrying is safe"
+        ),
+        Some(read) => format!(
+            "reading the snapshot [{repository}:{snapshot}] back failed too ({}), so whether it started is unknown: a retry of this run resumes it under the same name",
+            read.message()
+        ),
+    };
     Err(Error::new(
         ErrorKind::Unavailable,
-        format!(
-            "{}; the snapshot [{repository}:{snapshot}] did not appear afterwards, so it was not started: retrying is safe",
-            cause.message()
-        ),
+        format!("{}; {outcome}", cause.message()),
     ))
 }
 
-/// What makes an existing snapshot the one this run would have started.
+/// What makes an existing snapshot the one this run would have started: ossnap's marker, and
+/// the same scheduled time (another delivery of the schedule) or the same run (a retry).
 struct Ownership {
     scheduled_time: Option<String>,
+    run_id: String,
 }
 
 impl Ownership {
     fn owns(&self, info: &SnapshotInfo) -> bool {
+        if info.cannot_carry_metadata() {
+            tracing::warn!(
+                snapshot = info.snapshot,
+                "the cluster (before Elasticsearch 7.3) keeps no snapshot metadata: taking the name as proof that it is ours"
+            );
+            return true;
+        }
         let Some(metadata) = &info.metadata else {
             return false;
         };
-        metadata.get(TAKEN_BY).and_then(Value::as_str) == Some(OSSNAP)
-            && metadata.get("scheduled_time").and_then(Value::as_str)
-                == self.scheduled_time.as_deref()
+        let field = |name: &str| metadata.get(name).and_then(Value::as_str);
+        let same_schedule = self
+            .scheduled_time
+            .as_deref()
+            .is_some_and(|ours| field("scheduled_time") == Some(ours));
+        let same_run = field("run_id") == Some(self.run_id.as_str());
+        field(TAKEN_BY) == Some(OSSNAP) && (same_schedule || same_run)
     }
 }
 
@@ -208,7 +231,7 @@ fn resume(
         return Err(Error::new(
             ErrorKind::SnapshotNameConflict,
             format!(
-                "a snapshot named [{repository}:{}] exists and was not taken by this schedule (its metadata says {}); ossnap never touches it: choose another SNAPSHOT_PREFIX or snapshot name",
+                "a snapshot named [{repository}:{}] exists and was not taken by this run or schedule (its metadata says {}); ossnap never touches it: choose another SNAPSHOT_PREFIX or snapshot name",
                 info.snapshot,
                 info.metadata.as_ref().map_or("nothing".to_string(), |m| Value::Object(m.clone()).to_string())
             ),
@@ -262,31 +285,44 @@ mod tests {
         );
     }
 
-    #[test]
-    fn ownership_needs_our_marker_and_the_same_schedule() {
-        let info = |metadata: Value| SnapshotInfo {
-            snapshot: "s".into(),
-            uuid: None,
-            state: None,
-            reason: None,
-            indices: vec![],
-            start_time_in_millis: None,
-            end_time_in_millis: None,
-            duration_in_millis: None,
-            shards: None,
-            failures: vec![],
+    fn info(metadata: Value) -> SnapshotInfo {
+        SnapshotInfo {
             metadata: metadata.as_object().cloned(),
-        };
+            ..serde_json::from_value(json!({"snapshot": "s"})).unwrap()
+        }
+    }
+
+    #[test]
+    fn ownership_needs_our_marker_and_the_same_schedule_or_run() {
         let ours = Ownership {
             scheduled_time: Some("2026-11-28T02:00:00Z".into()),
+            run_id: "exec-1".into(),
         };
         assert!(ours.owns(&info(
-            json!({"taken_by": "ossnap", "scheduled_time": "2026-11-28T02:00:00Z"})
+            json!({"taken_by": "ossnap", "scheduled_time": "2026-11-28T02:00:00Z", "run_id": "exec-0"})
+        )));
+        assert!(ours.owns(&info(
+            json!({"taken_by": "ossnap", "scheduled_time": null, "run_id": "exec-1"})
         )));
         assert!(!ours.owns(&info(
-            json!({"taken_by": "ossnap", "scheduled_time": "2026-11-27T02:00:00Z"})
+            json!({"taken_by": "ossnap", "scheduled_time": "2026-11-27T02:00:00Z", "run_id": "exec-0"})
         )));
-        assert!(!ours.owns(&info(json!({"taken_by": "curator"}))));
+        assert!(!ours.owns(&info(json!({"taken_by": "curator", "run_id": "exec-1"}))));
         assert!(!ours.owns(&info(Value::Null)));
+    }
+
+    #[test]
+    fn without_a_schedule_only_the_same_run_owns_it() {
+        let console = Ownership {
+            scheduled_time: None,
+            run_id: "request-2".into(),
+        };
+        // An older run by hand, with no scheduled time either, is not this one.
+        assert!(!console.owns(&info(
+            json!({"taken_by": "ossnap", "scheduled_time": null, "run_id": "request-1"})
+        )));
+        assert!(console.owns(&info(
+            json!({"taken_by": "ossnap", "scheduled_time": null, "run_id": "request-2"})
+        )));
     }
 }

@@ -109,7 +109,7 @@ async fn report(deps: &Deps, repository: &str, snapshot: &str) -> Result<Snapsho
             Err(e) => return Err(e),
         }
     };
-    let healthy = state == model::SUCCESS && shards.total > 0 && shards.failed == 0;
+    let healthy = info.is_healthy();
     if state == model::SUCCESS && !healthy {
         tracing::warn!(
             repository,

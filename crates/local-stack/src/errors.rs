@@ -95,7 +95,7 @@ impl ApiError {
         running: usize,
     ) -> Self {
         let status = match profile {
-            Profile::V2 => 503,
+            Profile::V2 | Profile::Es77 | Profile::Es68 => 503,
             Profile::V3 => 409,
         };
         Self::opensearch(

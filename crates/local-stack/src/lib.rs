@@ -82,6 +82,12 @@ pub enum Profile {
     V2,
     /// OpenSearch 3.x: `concurrent_snapshot_execution_exception` is 409.
     V3,
+    /// Elasticsearch 7.7 (Amazon OpenSearch Service still runs 7.x domains): a comma-separated
+    /// DELETE is read as one snapshot name (multi-name deletion came in 7.8).
+    Es77,
+    /// Elasticsearch 6.8: as [`Profile::Es77`], and the snapshot `metadata` field is dropped
+    /// silently (it came in 7.3).
+    Es68,
 }
 
 impl Profile {
@@ -90,7 +96,19 @@ impl Profile {
         match self {
             Profile::V2 => ("2.17.0", 134_217_728 + 2_170_099),
             Profile::V3 => ("3.1.0", 134_217_728 + 3_010_099),
+            Profile::Es77 => ("7.7.1", 7_070_199),
+            Profile::Es68 => ("6.8.23", 6_082_399),
         }
+    }
+
+    /// Whether `DELETE _snapshot/<repo>/a,b` deletes two snapshots (ES 7.8 and later, OpenSearch).
+    pub(crate) fn deletes_name_lists(self) -> bool {
+        !matches!(self, Profile::Es77 | Profile::Es68)
+    }
+
+    /// Whether a snapshot keeps the `metadata` it was created with (ES 7.3 and later, OpenSearch).
+    pub(crate) fn keeps_metadata(self) -> bool {
+        self != Profile::Es68
     }
 }
 

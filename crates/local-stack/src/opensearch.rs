@@ -17,6 +17,7 @@ use crate::errors::ApiError;
 use crate::ids::random_base64_uuid;
 use crate::security::{self, Principal, RoleMapping, MANAGE_SNAPSHOTS};
 use crate::snapshots::RunningSnapshot;
+use crate::Profile;
 use crate::{sigv4, AuthMode, Error, LocalStackConfig};
 
 /// `http.max_content_length` is 100mb on OpenSearch; the emulator has no use for more than this.
@@ -466,13 +467,22 @@ impl Emulator {
         call.allow_parameters(&[])?;
         let (number, _) = self.config.profile.version();
         let state = self.state.lock().unwrap();
-        Reply::ok(json!({
+        let mut info = json!({
             "name": "ossnap-local",
             "cluster_name": "123456789012:ossnap-local",
             "cluster_uuid": state.cluster_uuid,
             "version": {"distribution": "opensearch", "number": number, "build_type": "tar", "build_hash": "0000000000000000000000000000000000000000", "build_date": "2024-09-01T00:00:00.000000000Z", "build_snapshot": false, "lucene_version": "9.11.1", "minimum_wire_compatibility_version": "7.10.0", "minimum_index_compatibility_version": "7.0.0"},
             "tagline": "The OpenSearch Project: https://opensearch.org/"
-        }))
+        });
+        if matches!(self.config.profile, Profile::Es77 | Profile::Es68) {
+            // Elasticsearch has no `distribution`.
+            info["version"]
+                .as_object_mut()
+                .expect("an object")
+                .remove("distribution");
+            info["tagline"] = json!("You Know, for Search");
+        }
+        Reply::ok(info)
     }
 
     fn cluster_health(&self, call: &Call) -> Handled {

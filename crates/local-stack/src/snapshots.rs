@@ -815,6 +815,8 @@ impl Emulator {
                 "ignore_unavailable" => ignore_unavailable = Self::bool_field(value)?,
                 "include_global_state" => include_global_state = Self::bool_field(value)?,
                 "partial" => partial = Self::bool_field(value)?,
+                // Before ES 7.3 the field is parsed and dropped.
+                "metadata" if !self.config.profile.keeps_metadata() => {}
                 "metadata" => match value {
                     Value::Object(map) => metadata = Some(map.clone()),
                     Value::Null => metadata = None,
@@ -1207,18 +1209,21 @@ impl Emulator {
             }
             seen.insert(entry.name.clone());
             if verbose {
-                let info = repository_writer::read_snapshot_info(&store, &entry.uuid)
-                    .await
-                    .map_err(|error| {
-                        ApiError::opensearch(
+                let info = match repository_writer::read_snapshot_info(&store, &entry.uuid).await {
+                    Ok(info) => info,
+                    // The server logs and skips a snapshot it cannot read when asked to.
+                    Err(_) if ignore_unavailable => continue,
+                    Err(error) => {
+                        return Err(ApiError::opensearch(
                             500,
                             "snapshot_exception",
                             format!(
                                 "[{repository_name}:{}] Snapshot could not be read: {error}",
                                 entry.name
                             ),
-                        )
-                    })?;
+                        ))
+                    }
+                };
                 found.push((info.start_time, snapshot_info_json(&info, true, version)));
             } else {
                 found.push((0, self.non_verbose(&data, entry)));
@@ -1427,7 +1432,12 @@ impl Emulator {
         call.allow_parameters(&["master_timeout", "cluster_manager_timeout"])?;
         self.authorize(call, "cluster:admin/snapshot/delete")?;
         let config = self.repository(repository_name)?;
-        let patterns = split_names(expression);
+        // Before ES 7.8 the whole expression is one name (`a,b` matches nothing).
+        let patterns = if self.config.profile.deletes_name_lists() {
+            split_names(expression)
+        } else {
+            vec![expression.to_owned()]
+        };
         let matches = |name: &str| {
             patterns
                 .iter()

@@ -187,22 +187,14 @@ struct Checked {
 
 async fn check_snapshot(store: &Store, snapshot: &str, depth: Depth) -> Result<Checked> {
     let mut checked = Checked::default();
-    // The listing is the truth; index.latest is only a hint and may lag or be missing.
-    let generation = store
-        .list(layout::ROOT_INDEX_PREFIX)
-        .await?
-        .iter()
-        .filter_map(|(key, _)| ossnap_repository::repository_data::root_index_generation(key))
-        .max();
-    let Some(generation) = generation else {
-        checked.damage.push(Damage::NoRepository);
-        return Ok(checked);
+    let (generation, root) = match newest_root(store).await? {
+        Ok(newest) => newest,
+        Err(damage) => {
+            checked.damage.push(damage);
+            return Ok(checked);
+        }
     };
     let root_key = layout::root_index(generation);
-    let Some(root) = store.get(&root_key).await? else {
-        checked.damage.push(Damage::MissingBlob { key: root_key });
-        return Ok(checked);
-    };
     let repository = match RepositoryData::from_json(&root) {
         Ok(data) => data,
         Err(e) => {
@@ -217,13 +209,9 @@ async fn check_snapshot(store: &Store, snapshot: &str, depth: Depth) -> Result<C
         checked.damage.push(Damage::NotInRepository { generation });
         return Ok(checked);
     };
-    if let Ok(Some(state)) = entry.snapshot_state() {
-        if state != SnapshotState::Success {
-            checked.damage.push(Damage::NotSuccessful {
-                state: state.name().to_string(),
-            });
-            return Ok(checked);
-        }
+    if let Some(damage) = unless_success(entry.snapshot_state()) {
+        checked.damage.push(damage);
+        return Ok(checked);
     }
     let uuid = entry.uuid.clone();
 
@@ -244,14 +232,11 @@ async fn check_snapshot(store: &Store, snapshot: &str, depth: Depth) -> Result<C
             }
         },
     };
-    if let Some(info) = &info {
-        if let Ok(Some(state)) = info.snapshot_state() {
-            if state != SnapshotState::Success {
-                checked.damage.push(Damage::NotSuccessful {
-                    state: state.name().to_string(),
-                });
-            }
-        }
+    if let Some(damage) = info
+        .as_ref()
+        .and_then(|i| unless_success(i.snapshot_state()))
+    {
+        checked.damage.push(damage);
     }
     let global_key = layout::global_metadata(&uuid);
     check_metadata_blob(store, &global_key, Codec::Metadata, &mut checked.damage).await?;
@@ -318,6 +303,47 @@ async fn check_snapshot(store: &Store, snapshot: &str, depth: Depth) -> Result<C
         checked.damage.extend(shard.damage);
     }
     Ok(checked)
+}
+
+/// The newest root `index-N` by listing (`index.latest` is only a hint and may lag or be
+/// missing), and its bytes. OpenSearch deletes the older `index-N` right after writing a newer
+/// one, so a root blob that was listed but is gone is looked for once more in a new listing
+/// before it counts as missing.
+async fn newest_root(store: &Store) -> Result<std::result::Result<(u64, Vec<u8>), Damage>> {
+    let mut looked_again = false;
+    loop {
+        let generation = store
+            .list(layout::ROOT_INDEX_PREFIX)
+            .await?
+            .iter()
+            .filter_map(|(key, _)| ossnap_repository::repository_data::root_index_generation(key))
+            .max();
+        let Some(generation) = generation else {
+            return Ok(Err(Damage::NoRepository));
+        };
+        let key = layout::root_index(generation);
+        match store.get(&key).await? {
+            Some(root) => return Ok(Ok((generation, root))),
+            None if looked_again => return Ok(Err(Damage::MissingBlob { key })),
+            None => looked_again = true,
+        }
+    }
+}
+
+/// The damage when a recorded state is not SUCCESS, or is a state this version does not know
+/// (which must not pass as SUCCESS). No state at all (very old repositories) passes.
+fn unless_success(
+    state: std::result::Result<Option<SnapshotState>, ossnap_repository::FormatError>,
+) -> Option<Damage> {
+    match state {
+        Ok(None) | Ok(Some(SnapshotState::Success)) => None,
+        Ok(Some(state)) => Some(Damage::NotSuccessful {
+            state: state.name().to_string(),
+        }),
+        Err(e) => Some(Damage::NotSuccessful {
+            state: format!("an unknown state ({e})"),
+        }),
+    }
 }
 
 async fn check_metadata_blob(

@@ -160,19 +160,7 @@ impl Store {
         let location = format!("s3://{}/{key}", self.bucket);
         let code = error.code().unwrap_or_default().to_string();
         let detail = error.message().unwrap_or_default().to_string();
-        let (kind, advice) = match code.as_str() {
-            "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" => (
-                ErrorKind::AuthError,
-                "grant the verify function's role s3:ListBucket on the bucket (prefix condition on the base path) and s3:GetObject on the base path",
-            ),
-            "NoSuchBucket" => (ErrorKind::ConfigError, "check SNAPSHOT_BUCKET"),
-            "SlowDown" | "RequestLimitExceeded" | "Throttling" => (ErrorKind::Throttled, "retry later"),
-            "InvalidObjectState" => (
-                ErrorKind::ConfigError,
-                "a blob was moved to Glacier: remove the lifecycle rule, snapshot repositories cannot read Glacier",
-            ),
-            _ => (ErrorKind::Unavailable, "retry later; check the S3 endpoint is reachable from the function (VPC gateway endpoint)"),
-        };
+        let (kind, advice) = classify(&code, action);
         let shown = if code.is_empty() {
             format!("{error:?}")
         } else {
@@ -182,5 +170,43 @@ impl Store {
             kind,
             format!("cannot {action} {location}: {shown}; {advice}"),
         )
+    }
+}
+
+/// The kind of an S3 error code, and what to do about it; `action` is `list` or `read`.
+fn classify(code: &str, action: &str) -> (ErrorKind, &'static str) {
+    match code {
+        // S3 answers 403, not 404, for a key that does not exist when the caller may not list
+        // it, so a denied read may be a missing blob as well as a missing permission.
+        "AccessDenied" if action == "read" => (
+            ErrorKind::AuthError,
+            "either the blob is missing (S3 answers 403 instead of 404 when the role may not list that key: the snapshot would then be incomplete) or the verify function's role lacks s3:GetObject on the base path; check that the object exists, and grant s3:ListBucket on the bucket (prefix condition on the base path) and s3:GetObject on the base path",
+        ),
+        "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" => (
+            ErrorKind::AuthError,
+            "grant the verify function's role s3:ListBucket on the bucket (prefix condition on the base path) and s3:GetObject on the base path",
+        ),
+        "NoSuchBucket" => (ErrorKind::ConfigError, "check SNAPSHOT_BUCKET"),
+        "SlowDown" | "RequestLimitExceeded" | "Throttling" => (ErrorKind::Throttled, "retry later"),
+        "InvalidObjectState" => (
+            ErrorKind::ConfigError,
+            "a blob was moved to Glacier: remove the lifecycle rule, snapshot repositories cannot read Glacier",
+        ),
+        _ => (ErrorKind::Unavailable, "retry later; check the S3 endpoint is reachable from the function (VPC gateway endpoint)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_read_says_the_blob_may_be_missing_too() {
+        let (kind, advice) = classify("AccessDenied", "read");
+        assert_eq!(kind, ErrorKind::AuthError);
+        assert!(advice.contains("blob is missing"), "{advice}");
+        assert!(advice.contains("s3:GetObject"), "{advice}");
+        let (_, listing) = classify("AccessDenied", "list");
+        assert!(!listing.contains("missing"), "{listing}");
     }
 }

@@ -23,8 +23,9 @@ use crate::clock::Clock;
 use crate::config::{var, AuthSettings, Settings};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Well below Lambda's timeout, so that a hung domain becomes an `Unavailable` error that Step
-/// Functions can retry rather than a Lambda timeout.
+/// The longest one call may take, connection included. Each function's Lambda timeout is
+/// derived from it (see [`crate::budget`]), so that a hung domain becomes an `Unavailable` error
+/// that Step Functions can retry rather than a killed function.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Below the ~20 s after which load balancers drop idle connections, so a pooled connection is
@@ -43,13 +44,23 @@ fn segment(name: &str) -> String {
     utf8_percent_encode(name, SEGMENT).to_string()
 }
 
-/// A comma-separated list of names as one path segment.
+/// A comma-separated list of names as one path segment; `*` stays a wildcard.
 fn name_list(names: &[&str]) -> String {
     names
         .iter()
-        .map(|n| segment(n))
+        .map(|n| n.split('*').map(segment).collect::<Vec<_>>().join("*"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config())
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .timeout(timeout)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build()
+        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Client for one OpenSearch domain.
@@ -75,18 +86,20 @@ impl OpenSearch {
                 var::ENDPOINT
             )));
         }
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build()
-            .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
         Ok(OpenSearch {
-            http,
+            http: http_client(REQUEST_TIMEOUT)?,
             endpoint: endpoint.trim_end_matches('/').into(),
             auth,
             clock,
+        })
+    }
+
+    /// The same client with another per-call timeout (tests use a short one to meet a call that
+    /// outlasts it without waiting 30 s).
+    pub fn with_request_timeout(self, timeout: Duration) -> Result<OpenSearch> {
+        Ok(OpenSearch {
+            http: http_client(timeout)?,
+            ..self
         })
     }
 
@@ -325,13 +338,36 @@ impl OpenSearch {
         names: &[&str],
         verbose: bool,
     ) -> Result<Vec<SnapshotInfo>> {
+        self.list_snapshots(repository, names, verbose, false).await
+    }
+
+    /// Like [`Self::get_snapshots`] with `ignore_unavailable=true`: a name that has just gone,
+    /// or a snapshot whose metadata cannot be read, is left out instead of failing the call.
+    pub async fn find_snapshots(
+        &self,
+        repository: &str,
+        names: &[&str],
+        verbose: bool,
+    ) -> Result<Vec<SnapshotInfo>> {
+        self.list_snapshots(repository, names, verbose, true).await
+    }
+
+    async fn list_snapshots(
+        &self,
+        repository: &str,
+        names: &[&str],
+        verbose: bool,
+        ignore_unavailable: bool,
+    ) -> Result<Vec<SnapshotInfo>> {
         let path = format!("/_snapshot/{}/{}", segment(repository), name_list(names));
-        let query: &[(&str, &str)] = if verbose {
-            &[]
-        } else {
-            &[("verbose", "false")]
-        };
-        let body = self.call(http::Method::GET, &path, query, None).await?;
+        let mut query = Vec::with_capacity(2);
+        if !verbose {
+            query.push(("verbose", "false"));
+        }
+        if ignore_unavailable {
+            query.push(("ignore_unavailable", "true"));
+        }
+        let body = self.call(http::Method::GET, &path, &query, None).await?;
         parse_list::<model::SnapshotList>(&path, body).map(|list| list.snapshots)
     }
 
@@ -454,6 +490,7 @@ mod tests {
         assert_eq!(segment("ossnap-20261128-020000"), "ossnap-20261128-020000");
         assert_eq!(segment("a:b&c"), "a%3Ab%26c");
         assert_eq!(name_list(&["a", "b.c"]), "a,b.c");
+        assert_eq!(name_list(&["ossnap-*"]), "ossnap-*");
     }
 
     #[test]

@@ -7,6 +7,13 @@ use serde_json::{Map, Value};
 pub const IN_PROGRESS: &str = "IN_PROGRESS";
 pub const SUCCESS: &str = "SUCCESS";
 
+/// Elasticsearch's version ids of the first releases with a feature ossnap uses: snapshot
+/// `metadata` (7.3) and comma-separated names in a snapshot DELETE (7.8). OpenSearch's ids have
+/// bit 27 set, and every OpenSearch release has both.
+pub const ES_7_3: i64 = 7_030_099;
+pub const ES_7_8: i64 = 7_080_099;
+const OPENSEARCH_VERSION_BIT: i64 = 1 << 27;
+
 /// `type` and `settings` of a registered repository.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct RepositoryDefinition {
@@ -51,6 +58,30 @@ pub struct SnapshotInfo {
     pub failures: Vec<Value>,
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
+    /// The version id of the cluster that took it (verbose listings only).
+    #[serde(default)]
+    pub version_id: Option<i64>,
+}
+
+impl SnapshotInfo {
+    /// SUCCESS with at least one shard and none failed: the only outcome worth keeping.
+    pub fn is_healthy(&self) -> bool {
+        let shards = self.shards.unwrap_or_default();
+        self.state.as_deref() == Some(SUCCESS) && shards.total > 0 && shards.failed == 0
+    }
+
+    /// Whether an Elasticsearch release older than `es_version_id` took it; `false` for
+    /// OpenSearch and when the listing does not say (non-verbose).
+    pub fn taken_before(&self, es_version_id: i64) -> bool {
+        self.version_id
+            .is_some_and(|id| id & OPENSEARCH_VERSION_BIT == 0 && id < es_version_id)
+    }
+
+    /// Taken by a cluster that drops snapshot `metadata` (before ES 7.3), so none can prove
+    /// who took it.
+    pub fn cannot_carry_metadata(&self) -> bool {
+        self.metadata.is_none() && self.taken_before(ES_7_3)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,5 +175,21 @@ mod tests {
         .unwrap();
         assert_eq!(list.snapshots[0].shards.unwrap().failed, 5);
         assert_eq!(list.snapshots[1].state, None);
+    }
+
+    #[test]
+    fn versions_tell_elasticsearch_releases_from_opensearch() {
+        let taken_by = |version_id: Option<i64>| SnapshotInfo {
+            version_id,
+            ..serde_json::from_value(serde_json::json!({"snapshot": "s"})).unwrap()
+        };
+        assert!(taken_by(Some(6_082_399)).taken_before(ES_7_3));
+        assert!(taken_by(Some(7_070_199)).taken_before(ES_7_8));
+        assert!(!taken_by(Some(7_070_199)).taken_before(ES_7_3));
+        assert!(!taken_by(Some(7_100_299)).taken_before(ES_7_8));
+        // OpenSearch 1.0 (1.0.0 with bit 27) and an unknown version are current.
+        assert!(!taken_by(Some(135_217_827)).taken_before(ES_7_8));
+        assert!(!taken_by(None).taken_before(ES_7_8));
+        assert!(taken_by(Some(6_082_399)).cannot_carry_metadata());
     }
 }
