@@ -124,18 +124,7 @@ pub fn verify_footer(bytes: &[u8]) -> Result<u32, FormatError> {
         });
     }
     let footer = bytes.len() - FOOTER_LENGTH;
-    let magic = read_u32(bytes, footer);
-    if magic != FOOTER_MAGIC {
-        return Err(FormatError::FooterMagic {
-            actual: magic,
-            expected: FOOTER_MAGIC,
-        });
-    }
-    let algorithm = read_u32(bytes, footer + 4) as i32;
-    if algorithm != 0 {
-        return Err(FormatError::ChecksumAlgorithm(algorithm));
-    }
-    let recorded = u64::from_be_bytes(bytes[footer + 8..].try_into().expect("8 bytes"));
+    let recorded = footer_checksum(&bytes[footer..])?;
     let computed = crc32fast::hash(&bytes[..footer + 8]);
     if recorded != u64::from(computed) {
         return Err(FormatError::Checksum {
@@ -144,6 +133,29 @@ pub fn verify_footer(bytes: &[u8]) -> Result<u32, FormatError> {
         });
     }
     Ok(computed)
+}
+
+/// The checksum a 16-byte Lucene footer records (magic, algorithm 0 = CRC32, checksum), as read
+/// from a file's tail alone.
+pub fn footer_checksum(footer: &[u8]) -> Result<u64, FormatError> {
+    if footer.len() != FOOTER_LENGTH {
+        return Err(FormatError::TooShort {
+            actual: footer.len(),
+            minimum: FOOTER_LENGTH,
+        });
+    }
+    let magic = read_u32(footer, 0);
+    if magic != FOOTER_MAGIC {
+        return Err(FormatError::FooterMagic {
+            actual: magic,
+            expected: FOOTER_MAGIC,
+        });
+    }
+    let algorithm = read_u32(footer, 4) as i32;
+    if algorithm != 0 {
+        return Err(FormatError::ChecksumAlgorithm(algorithm));
+    }
+    Ok(u64::from_be_bytes(footer[8..].try_into().expect("8 bytes")))
 }
 
 /// Lucene's `Store.digestToString`: the CRC32 in base 36, as `checksum` is stored in shard files.

@@ -9,7 +9,7 @@
 //!   flipped byte anywhere: a monthly audit, as it reads the whole snapshot).
 
 use ossnap_core::{Error, Result};
-use ossnap_repository::FileInfo;
+use ossnap_repository::{codec, FileInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::damage::Damage;
@@ -40,27 +40,7 @@ impl Depth {
     }
 }
 
-/// Lucene's codec footer: magic, checksum algorithm (0 = CRC32), checksum.
-const FOOTER_LENGTH: u64 = 16;
-const FOOTER_MAGIC: u32 = !0x3fd7_6c17;
-
-/// The checksum in a Lucene footer, or why the footer is not one.
-fn footer_checksum(footer: &[u8]) -> std::result::Result<u64, String> {
-    let word = |at: usize| u32::from_be_bytes(footer[at..at + 4].try_into().expect("4 bytes"));
-    if footer.len() != FOOTER_LENGTH as usize {
-        return Err(format!(
-            "{} bytes where a 16-byte footer belongs",
-            footer.len()
-        ));
-    }
-    if word(0) != FOOTER_MAGIC {
-        return Err(format!("no Lucene footer (magic {:#010x})", word(0)));
-    }
-    if word(4) != 0 {
-        return Err(format!("unknown checksum algorithm {}", word(4)));
-    }
-    Ok(u64::from_be_bytes(footer[8..].try_into().expect("8 bytes")))
-}
+const FOOTER_LENGTH: u64 = codec::FOOTER_LENGTH as u64;
 
 /// Checks one data file at `depth` beyond structure; its blobs (`keys`, in part order) are known
 /// to exist with their recorded lengths. Files without a recorded checksum are left alone.
@@ -89,8 +69,8 @@ pub(crate) async fn check_file(
         let Some(footer) = store.get_tail(last, FOOTER_LENGTH).await? else {
             return Ok(Some(Damage::MissingBlob { key: last.clone() }));
         };
-        return Ok(match footer_checksum(&footer) {
-            Err(reason) => damage(reason),
+        return Ok(match codec::footer_checksum(&footer) {
+            Err(error) => damage(error.to_string()),
             Ok(found) if found != expected => damage(format!(
                 "footer checksum {} differs from the recorded {recorded}",
                 to_base36(found)
@@ -118,12 +98,12 @@ pub(crate) async fn check_file(
             return Ok(Some(Damage::MissingBlob { key: key.clone() }));
         }
     }
-    let computed = u64::from(hasher.finalize());
-    Ok(match footer_checksum(&tail) {
-        Err(reason) => damage(reason),
-        Ok(_) if computed != expected => damage(format!(
+    let computed = hasher.finalize();
+    Ok(match codec::footer_checksum(&tail) {
+        Err(error) => damage(error.to_string()),
+        Ok(_) if u64::from(computed) != expected => damage(format!(
             "CRC32 of its content is {}, recorded {recorded}",
-            to_base36(computed)
+            codec::checksum_to_string(computed)
         )),
         Ok(found) if found != expected => damage(format!(
             "footer checksum {} differs from the recorded {recorded}",
@@ -133,19 +113,9 @@ pub(crate) async fn check_file(
     })
 }
 
-/// As Lucene writes checksums into `snap-*.dat` (`Long.toString(value, 36)`).
-fn to_base36(mut value: u64) -> String {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut text = Vec::new();
-    loop {
-        text.push(DIGITS[(value % 36) as usize]);
-        value /= 36;
-        if value == 0 {
-            break;
-        }
-    }
-    text.reverse();
-    String::from_utf8(text).expect("ASCII digits")
+/// A footer's checksum as `snap-*.dat` records it; a footer holds 64 bits where a CRC32 needs 32.
+fn to_base36(value: u64) -> String {
+    u32::try_from(value).map_or_else(|_| format!("{value:#x}"), codec::checksum_to_string)
 }
 
 #[cfg(test)]
@@ -163,18 +133,10 @@ mod tests {
     }
 
     #[test]
-    fn footers_are_read_as_lucene_writes_them() {
-        let mut footer = Vec::new();
-        footer.extend_from_slice(&FOOTER_MAGIC.to_be_bytes());
-        footer.extend_from_slice(&0u32.to_be_bytes());
-        footer.extend_from_slice(&1_234_567_890u64.to_be_bytes());
-        assert_eq!(footer_checksum(&footer), Ok(1_234_567_890));
-        assert_eq!(to_base36(1_234_567_890), "kf12oi");
-        assert_eq!(u64::from_str_radix("kf12oi", 36), Ok(1_234_567_890));
-        footer[0] ^= 1;
-        assert!(footer_checksum(&footer)
-            .unwrap_err()
-            .contains("no Lucene footer"));
-        assert!(footer_checksum(&footer[..8]).is_err());
+    fn recorded_checksums_read_back() {
+        let recorded = codec::checksum_to_string(1_234_567_890);
+        assert_eq!(u64::from_str_radix(&recorded, 36), Ok(1_234_567_890));
+        assert_eq!(to_base36(1_234_567_890), recorded);
+        assert_eq!(to_base36(u64::MAX), "0xffffffffffffffff");
     }
 }
