@@ -51,7 +51,7 @@ package: tools
 
 # Cold start, invoke time and peak RSS of the release packages beside the Python twin, the
 # packages' zip sizes, and SigV4 signing cost. Built for this machine's architecture (x86_64).
-bench: tools .venv-bench/.installed
+bench: tools workflow-tools opensearch-tools .venv-bench/.installed
 	for f in $(FUNCTIONS); do \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --x86-64 -p ossnap-$$f || exit 1; \
 	done
@@ -64,6 +64,8 @@ bench: tools .venv-bench/.installed
 	done
 	cargo bench -p ossnap-tests --bench cold_start
 	cargo bench -p ossnap-tests --bench verify_repository
+	cargo build --profile bench --workspace --bins
+	cargo bench -p ossnap-tests --bench real_engines
 	cargo bench -p ossnap-core --bench sigv4 -- --noplot
 
 # The first deploy is interactive: `sam deploy --template-file infra/template.yaml --guided`

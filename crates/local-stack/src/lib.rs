@@ -347,9 +347,36 @@ impl LocalStack {
     /// Creates a few sample indices with documents (the binary's `--seed`), on any engine;
     /// indices that already exist are left alone.
     pub async fn seed_sample_indices(&self) -> Result<(), Error> {
+        for sample in &samples::SAMPLE_INDICES {
+            self.seed(sample).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates `name` with `shards` primaries and `documents` generated documents (as the sample
+    /// indices have), unless it exists; for benchmarks that need a large index.
+    pub async fn seed_index(&self, name: &str, shards: u32, documents: usize) -> Result<(), Error> {
+        self.seed(&samples::SampleIndex {
+            name,
+            shards,
+            documents,
+        })
+        .await
+    }
+
+    async fn seed(&self, sample: &samples::SampleIndex<'_>) -> Result<(), Error> {
         match &self.opensearch {
-            OpenSearchServer::Emulator { emulator, .. } => emulator.seed_sample_indices(),
-            OpenSearchServer::Real(node) => node.seed_sample_indices().await,
+            OpenSearchServer::Emulator { emulator, .. } => emulator.seed_index(sample),
+            OpenSearchServer::Real(node) => node.seed_index(sample).await,
+        }
+    }
+
+    /// The real node's process id (its memory is measured by the benchmarks); `None` for the
+    /// emulator, which runs in this process.
+    pub fn opensearch_pid(&self) -> Option<u32> {
+        match &self.opensearch {
+            OpenSearchServer::Emulator { .. } => None,
+            OpenSearchServer::Real(node) => node.pid(),
         }
     }
 

@@ -327,25 +327,24 @@ impl Emulator {
         }
     }
 
-    pub fn seed_sample_indices(&self) -> Result<(), Error> {
+    /// Creates `sample` with its documents unless an index of that name exists.
+    pub(crate) fn seed_index(&self, sample: &crate::samples::SampleIndex<'_>) -> Result<(), Error> {
         let mut state = self.state.lock().unwrap();
-        for sample in &crate::samples::SAMPLE_INDICES {
-            if state.indices.contains_key(sample.name) {
-                continue;
-            }
-            let mut index = IndexState::new(
-                random_base64_uuid(),
-                now_millis(),
-                sample.shards,
-                1,
-                sample.mappings(),
-            );
-            for n in 0..sample.documents {
-                let (id, source) = sample.document(n);
-                index.index_document(id, source);
-            }
-            state.indices.insert(sample.name.to_owned(), index);
+        if state.indices.contains_key(sample.name) {
+            return Ok(());
         }
+        let mut index = IndexState::new(
+            random_base64_uuid(),
+            now_millis(),
+            sample.shards,
+            1,
+            sample.mappings(),
+        );
+        for n in 0..sample.documents {
+            let (id, source) = sample.document(n);
+            index.index_document(id, source);
+        }
+        state.indices.insert(sample.name.to_owned(), index);
         self.state_file.save(&state)
     }
 

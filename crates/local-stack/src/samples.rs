@@ -1,14 +1,15 @@
-//! The sample indices `--seed` creates, the same on every engine.
+//! Indices with generated documents: the sample indices `--seed` creates, the same on every
+//! engine, and larger ones for benchmarks.
 
 use serde_json::{json, Value};
 
-pub(crate) struct SampleIndex {
-    pub name: &'static str,
+pub(crate) struct SampleIndex<'a> {
+    pub name: &'a str,
     pub shards: u32,
     pub documents: usize,
 }
 
-pub(crate) const SAMPLE_INDICES: [SampleIndex; 3] = [
+pub(crate) const SAMPLE_INDICES: [SampleIndex<'static>; 3] = [
     SampleIndex {
         name: "orders",
         shards: 2,
@@ -26,7 +27,7 @@ pub(crate) const SAMPLE_INDICES: [SampleIndex; 3] = [
     },
 ];
 
-impl SampleIndex {
+impl SampleIndex<'_> {
     pub fn mappings(&self) -> Value {
         json!({"properties": {"n": {"type": "long"}, "label": {"type": "keyword"}}})
     }

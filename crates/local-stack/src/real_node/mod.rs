@@ -80,29 +80,34 @@ impl RealNode {
         }
     }
 
-    /// Creates the sample indices through the API (one `_bulk` each); existing ones stay as they are.
-    pub(crate) async fn seed_sample_indices(&self) -> Result<(), Error> {
-        for sample in &crate::samples::SAMPLE_INDICES {
-            let index = serde_json::json!({
-                "settings": {"number_of_shards": sample.shards, "number_of_replicas": 0},
-                "mappings": sample.mappings(),
-            });
-            let (status, body) = self
-                .call(
-                    ::http::Method::PUT,
-                    &format!("/{}", sample.name),
-                    "application/json",
-                    index.to_string(),
-                )
-                .await?;
-            if status == 400
-                && String::from_utf8_lossy(&body).contains("resource_already_exists_exception")
-            {
-                continue;
-            }
-            self.expect_success(sample.name, status, &body)?;
+    /// Creates `sample` through the API, its documents sent by `_bulk` in batches, unless an
+    /// index of that name exists.
+    pub(crate) async fn seed_index(
+        &self,
+        sample: &crate::samples::SampleIndex<'_>,
+    ) -> Result<(), Error> {
+        const BATCH: usize = 5_000;
+        let index = serde_json::json!({
+            "settings": {"number_of_shards": sample.shards, "number_of_replicas": 0},
+            "mappings": sample.mappings(),
+        });
+        let (status, body) = self
+            .call(
+                ::http::Method::PUT,
+                &format!("/{}", sample.name),
+                "application/json",
+                index.to_string(),
+            )
+            .await?;
+        if status == 400
+            && String::from_utf8_lossy(&body).contains("resource_already_exists_exception")
+        {
+            return Ok(());
+        }
+        self.expect_success(sample.name, status, &body)?;
+        for first in (0..sample.documents).step_by(BATCH) {
             let mut bulk = String::new();
-            for n in 0..sample.documents {
+            for n in first..sample.documents.min(first + BATCH) {
                 let (id, source) = sample.document(n);
                 bulk.push_str(
                     &serde_json::json!({"index": {"_index": sample.name, "_id": id}}).to_string(),
@@ -114,7 +119,7 @@ impl RealNode {
             let (status, body) = self
                 .call(
                     ::http::Method::POST,
-                    "/_bulk?refresh=true",
+                    "/_bulk",
                     "application/x-ndjson",
                     bulk,
                 )
@@ -126,7 +131,20 @@ impl RealNode {
                 return Err(self.seeding_failed(sample.name, status, &body));
             }
         }
-        Ok(())
+        let (status, body) = self
+            .call(
+                ::http::Method::POST,
+                &format!("/{}/_refresh", sample.name),
+                "application/json",
+                String::new(),
+            )
+            .await?;
+        self.expect_success(sample.name, status, &body)
+    }
+
+    /// The node's process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
     }
 
     async fn call(
