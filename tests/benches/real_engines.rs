@@ -31,7 +31,9 @@ fn peak_rss_mib(pid: u32) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    println!("| engine | node start | peak RSS after 100k docs, snapshot, verify | suite wall time |");
+    println!(
+        "| engine | node start | peak RSS after 100k docs, snapshot, verify | suite wall time |"
+    );
     println!("| --- | --- | --- | --- |");
     let mut rows = Vec::new();
     for (engine, profile) in [

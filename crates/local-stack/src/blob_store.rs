@@ -88,6 +88,9 @@ pub(crate) struct BlobStore {
     client: Client,
     pub bucket: String,
     base_path: String,
+    /// The repository's `compress` setting: metadata blobs are DEFLATE-compressed inside their
+    /// codec framing, as OpenSearch writes them.
+    compress: bool,
 }
 
 impl BlobStore {
@@ -96,7 +99,13 @@ impl BlobStore {
             client,
             bucket: bucket.to_owned(),
             base_path: base_path.trim_matches('/').to_owned(),
+            compress: false,
         }
+    }
+
+    /// The same store, compressing metadata blobs when `compress` is set.
+    pub fn compressing(self, compress: bool) -> Self {
+        BlobStore { compress, ..self }
     }
 
     fn key(&self, blob: &str) -> String {
@@ -113,6 +122,23 @@ impl BlobStore {
             .await
             .map(|_| ())
             .map_err(store_error)
+    }
+
+    /// A framed metadata blob (`snap-`, `meta-`, shard `index-`), its body compressed first when
+    /// the repository compresses.
+    pub async fn put_metadata(&self, blob: &str, framed: Vec<u8>) -> Result<(), StoreError> {
+        let bytes = if self.compress {
+            let unframed = ossnap_repository::codec::unframe(&framed)
+                .expect("ossnap_repository frames what it writes");
+            ossnap_repository::codec::frame(
+                &unframed.codec,
+                unframed.version,
+                &ossnap_repository::smile::compress(unframed.body),
+            )
+        } else {
+            framed
+        };
+        self.put(blob, bytes).await
     }
 
     /// `None` when the blob does not exist.

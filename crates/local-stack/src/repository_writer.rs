@@ -191,7 +191,7 @@ async fn replace_shard_index(
     let new_generation = random_base64_uuid();
     let blob = layout::shard_index(index_id, shard, &new_generation);
     store
-        .put(&blob, shard_index.to_blob().map_err(format_error(&blob))?)
+        .put_metadata(&blob, shard_index.to_blob().map_err(format_error(&blob))?)
         .await?;
     Ok(slot
         .replace(new_generation)
@@ -362,7 +362,7 @@ pub(crate) async fn finalize(
             };
             let blob = layout::shard_snapshot(index_id, shard.shard, snapshot_uuid);
             store
-                .put(
+                .put_metadata(
                     &blob,
                     shard_snapshot.to_blob().map_err(format_error(&blob))?,
                 )
@@ -392,7 +392,7 @@ pub(crate) async fn finalize(
             let new_generation = random_base64_uuid();
             let blob = layout::shard_index(index_id, shard.shard, &new_generation);
             store
-                .put(&blob, shard_index.to_blob().map_err(format_error(&blob))?)
+                .put_metadata(&blob, shard_index.to_blob().map_err(format_error(&blob))?)
                 .await?;
             if let Some(previous) = &shard.previous_generation {
                 stale_shard_generations.push(layout::shard_index(index_id, shard.shard, previous));
@@ -404,7 +404,7 @@ pub(crate) async fn finalize(
     let global = json!({"meta-data": {"version": 1, "cluster_uuid": cluster_uuid, "cluster_uuid_committed": true, "templates": {}}});
     let blob = layout::global_metadata(snapshot_uuid);
     store
-        .put(
+        .put_metadata(
             &blob,
             smile::write_blob(Codec::Metadata, &global).map_err(format_error(&blob))?,
         )
@@ -425,7 +425,7 @@ pub(crate) async fn finalize(
                 let blob = layout::index_metadata(index_id, &blob_id);
                 let document = index_metadata_document(index);
                 store
-                    .put(
+                    .put_metadata(
                         &blob,
                         smile::write_blob(Codec::IndexMetadata, &document)
                             .map_err(format_error(&blob))?,
@@ -461,7 +461,7 @@ pub(crate) async fn finalize(
 
     let blob = layout::snapshot_info(snapshot_uuid);
     store
-        .put(&blob, info.to_blob().map_err(format_error(&blob))?)
+        .put_metadata(&blob, info.to_blob().map_err(format_error(&blob))?)
         .await?;
 
     data.snapshots.push(SnapshotEntry {
@@ -646,7 +646,7 @@ pub(crate) async fn clone_snapshot(
             shard_snapshot.incremental_size = 0;
             let blob = layout::shard_snapshot(&index.id, shard, target_uuid);
             store
-                .put(
+                .put_metadata(
                     &blob,
                     shard_snapshot.to_blob().map_err(format_error(&blob))?,
                 )
@@ -700,7 +700,7 @@ pub(crate) async fn clone_snapshot(
     };
     let blob = layout::snapshot_info(target_uuid);
     store
-        .put(&blob, info.to_blob().map_err(format_error(&blob))?)
+        .put_metadata(&blob, info.to_blob().map_err(format_error(&blob))?)
         .await?;
     data.snapshots.push(SnapshotEntry {
         name: target.to_owned(),

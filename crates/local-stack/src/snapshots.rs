@@ -430,6 +430,7 @@ impl Emulator {
             &repository.bucket().unwrap_or_default(),
             &repository.base_path(),
         )
+        .compressing(repository.setting_bool("compress"))
     }
 
     pub(crate) fn snapshot_using_index(&self, index: &str) -> Option<String> {

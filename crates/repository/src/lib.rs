@@ -50,4 +50,6 @@ pub enum FormatError {
     IndexLatestLength(usize),
     #[error("unknown snapshot state {0}")]
     UnknownState(String),
+    #[error("compressed body ({0}) does not inflate: {1}")]
+    Inflate(&'static str, String),
 }

@@ -1,5 +1,9 @@
 //! SMILE bodies as OpenSearch writes them: header flags 0x05 (shared property names, raw binary),
-//! no end-of-stream marker.
+//! no end-of-stream marker; in a repository registered with `compress: true`, DEFLATE-compressed
+//! behind the compressor's `DFL\0` header (OpenSearch's and Elasticsearch's `DeflateCompressor`).
+
+use std::borrow::Cow;
+use std::io::{Read, Write};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -19,17 +23,55 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, FormatError> 
     Ok(out)
 }
 
+/// The header OpenSearch's `DeflateCompressor` puts before a raw DEFLATE stream.
+const DEFLATE_HEADER: &[u8] = b"DFL\0";
+
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {
-    Ok(serde_smile::from_slice(body)?)
+    Ok(serde_smile::from_slice(&decompressed(body)?)?)
+}
+
+/// The SMILE body, inflated first when the repository compresses its metadata.
+fn decompressed(body: &[u8]) -> Result<Cow<'_, [u8]>, FormatError> {
+    let Some(deflated) = body.strip_prefix(DEFLATE_HEADER) else {
+        return Ok(Cow::Borrowed(body));
+    };
+    let mut inflated = Vec::new();
+    flate2::read::DeflateDecoder::new(deflated)
+        .read_to_end(&mut inflated)
+        .map_err(|error| FormatError::Inflate("DEFLATE", error.to_string()))?;
+    Ok(Cow::Owned(inflated))
+}
+
+/// `body` as a repository with `compress: true` stores it.
+pub fn compress(body: &[u8]) -> Vec<u8> {
+    let mut out = DEFLATE_HEADER.to_vec();
+    let mut encoder = flate2::write::DeflateEncoder::new(&mut out, flate2::Compression::default());
+    encoder
+        .write_all(body)
+        .and_then(|()| encoder.finish().map(drop))
+        .expect("writing into memory does not fail");
+    out
 }
 
 /// A complete metadata blob: codec header, SMILE body, CRC32 footer.
 pub fn write_blob<T: Serialize + ?Sized>(codec: Codec, value: &T) -> Result<Vec<u8>, FormatError> {
-    Ok(codec::frame(
-        codec.name(),
-        BLOB_FORMAT_VERSION,
-        &encode(value)?,
-    ))
+    write_blob_compressed(codec, value, false)
+}
+
+/// A complete metadata blob whose body is compressed when `compress` is (as a repository
+/// registered with `compress: true` writes it).
+pub fn write_blob_compressed<T: Serialize + ?Sized>(
+    codec: Codec,
+    value: &T,
+    compress: bool,
+) -> Result<Vec<u8>, FormatError> {
+    let body = encode(value)?;
+    let body = if compress {
+        self::compress(&body)
+    } else {
+        body
+    };
+    Ok(codec::frame(codec.name(), BLOB_FORMAT_VERSION, &body))
 }
 
 /// Checks framing and checksum of a metadata blob, then decodes its SMILE body.
@@ -83,5 +125,36 @@ pub(crate) mod binary {
             }
         }
         deserializer.deserialize_any(BytesVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ShardSnapshot;
+
+    #[test]
+    fn compressed_blobs_read_like_plain_ones() {
+        let shard = ShardSnapshot {
+            name: "ossnap-20261128-020000".into(),
+            index_version: 7,
+            start_time: 1,
+            time: 2,
+            incremental_file_count: 0,
+            incremental_size: 0,
+            files: Vec::new(),
+        };
+        let plain = write_blob(Codec::Snapshot, &shard).unwrap();
+        let compressed = write_blob_compressed(Codec::Snapshot, &shard, true).unwrap();
+        assert_ne!(plain, compressed);
+        assert!(compressed.windows(4).any(|window| window == DEFLATE_HEADER));
+        let read: ShardSnapshot = read_blob(Codec::Snapshot, &compressed).unwrap();
+        assert_eq!(read.name, shard.name);
+        assert_eq!(read.index_version, 7);
+
+        let mut truncated = DEFLATE_HEADER.to_vec();
+        truncated.extend_from_slice(&compress(&encode(&shard).unwrap())[4..10]);
+        let error = decode::<ShardSnapshot>(&truncated).unwrap_err().to_string();
+        assert!(error.contains("DEFLATE"), "{error}");
     }
 }

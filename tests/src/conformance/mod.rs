@@ -66,6 +66,7 @@ pub async fn suite(engine: Engine, profile: Profile) -> Transcript {
         );
     }
     verify_reads_deeper_at_each_depth(&stack, &snapshots[2]).await;
+    verify_reads_compressed_metadata(&stack, &deps).await;
 
     let policy = Policy {
         min_count: 2,
@@ -210,6 +211,75 @@ async fn verify(
         deep: Some(depth),
     };
     ossnap_verify::run(&verifier, invocation(input)).await
+}
+
+/// A repository registered with `compress: true` keeps its metadata blobs DEFLATE-compressed;
+/// verify reads them at every depth.
+async fn verify_reads_compressed_metadata(stack: &TestStack, deps: &Deps) {
+    let base_path = "clusters/compressed";
+    let settings = match stack.engine() {
+        Engine::Emulator => json!({"bucket": stack.local.config().bucket, "base_path": base_path,
+                                  "role_arn": SNAPSHOT_ROLE, "compress": true}),
+        Engine::OpenSearch2 | Engine::OpenSearch3 => json!({
+            "location": stack.local.repository_location(Some(base_path)), "compress": true}),
+    };
+    let kind = if stack.engine() == Engine::Emulator {
+        "s3"
+    } else {
+        "fs"
+    };
+    deps.opensearch
+        .call(
+            http::Method::PUT,
+            "/_snapshot/compressed",
+            &[],
+            Some(&json!({"type": kind, "settings": settings})),
+        )
+        .await
+        .unwrap();
+    deps.opensearch
+        .create_snapshot("compressed", "compressed-1", &json!({"indices": INDEX}))
+        .await
+        .unwrap();
+    let verifier = Verifier {
+        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
+        depth: Depth::Structure,
+        store: Store::new(stack.local.s3_client()),
+        clock: ossnap_core::clock::Clock::without_sleeps(),
+    };
+    for depth in [Depth::Structure, Depth::Full] {
+        let mut outcome = None;
+        // The snapshot runs in the background: wait until its root blobs are written.
+        for _ in 0..200 {
+            let input = VerifyInput {
+                repository: Some("compressed".into()),
+                snapshot: Some("compressed-1".into()),
+                bucket: None,
+                base_path: Some(base_path.into()),
+                deep: Some(depth),
+            };
+            match ossnap_verify::run(&verifier, invocation(input)).await {
+                Err(error)
+                    if error.message().contains("absent from")
+                        || error.message().contains("no repository") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                other => {
+                    outcome = Some(other);
+                    break;
+                }
+            }
+        }
+        let verified = outcome
+            .expect("the compressed snapshot is written")
+            .unwrap_or_else(|error| panic!("{}: {error}", stack.engine()));
+        assert!(verified.verified && verified.shards == 2, "{verified:?}");
+    }
+    deps.opensearch
+        .call(http::Method::DELETE, "/_snapshot/compressed", &[], None)
+        .await
+        .unwrap();
 }
 
 /// `footers` reads one 16-byte tail per data file more than `structure`; `full` reads every

@@ -117,12 +117,7 @@ impl RealNode {
                 bulk.push('\n');
             }
             let (status, body) = self
-                .call(
-                    ::http::Method::POST,
-                    "/_bulk",
-                    "application/x-ndjson",
-                    bulk,
-                )
+                .call(::http::Method::POST, "/_bulk", "application/x-ndjson", bulk)
                 .await?;
             self.expect_success(sample.name, status, &body)?;
             if serde_json::from_slice::<serde_json::Value>(&body)
