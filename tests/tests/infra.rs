@@ -60,7 +60,7 @@ const FUNCTION_INPUTS: [(&str, &[&str]); 5] = [
     ("RegisterFunction", &[]),
     ("SnapshotFunction", &["scheduled_time", "run_id"]),
     ("CheckStatusFunction", &["repository", "snapshot"]),
-    ("VerifyFunction", &["repository", "snapshot"]),
+    ("VerifyFunction", &["repository", "snapshot", "resume_from"]),
     ("RetentionFunction", &["repository"]),
 ];
 

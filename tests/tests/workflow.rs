@@ -14,7 +14,7 @@ const SCHEDULED_NAME: &str = "ossnap-20261128-020000";
 /// What each Wait and Retry pause really lasts: the emulator's snapshots take 200 ms.
 const PAUSE: Duration = Duration::from_millis(40);
 
-const HAPPY_PATH: [&str; 12] = [
+const HAPPY_PATH: [&str; 14] = [
     "CollectInput",
     "NormaliseInput",
     "FindRunningExecutions",
@@ -24,7 +24,9 @@ const HAPPY_PATH: [&str; 12] = [
     "WaitForSnapshot",
     "CheckStatus",
     "IsSnapshotDone",
+    "StartVerify",
     "Verify",
+    "IsVerifyComplete",
     "Retention",
     "Done",
 ];
@@ -142,7 +144,7 @@ async fn the_happy_path_snapshots_verifies_and_applies_retention() {
             execution.invocations.len(),
             execution.polls()
         ),
-        (12, 5, 1)
+        (14, 5, 1)
     );
     // The one 30 s wait, and the run's real seconds.
     let took = execution.virtual_duration().as_secs_f64();

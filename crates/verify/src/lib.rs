@@ -8,6 +8,11 @@
 //! lists must exist with its recorded length. Cost grows with listing pages and metadata blobs,
 //! never with one request per data blob: each shard folder is listed once and compared. Deeper
 //! checks read the data blobs' Lucene footers or whole content ([`Depth`]).
+//!
+//! Its time is bounded: it starts no new shard check once its time budget is spent (the Lambda
+//! deadline less a margin, or `time_budget_seconds`), waits for those running, and answers
+//! `complete: false` with `resume_from`, the position of the first shard not checked, for the
+//! next invocation to continue from (the workflow loops until `complete`).
 
 mod damage;
 mod depth;
@@ -15,6 +20,7 @@ mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::LambdaEvent;
 use ossnap_core::clock::Clock;
@@ -37,6 +43,9 @@ pub use store::{RequestCounts, Store};
 
 /// Shard folders checked at once: enough to hide S3 latency, few enough for 128 MB.
 const SHARD_CONCURRENCY: usize = 32;
+/// Kept from the Lambda deadline for the shard checks under way and the answer: a shard folder's
+/// listing and `snap-*.dat` take well under a second; a `full` read of a large shard longer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,15 +56,27 @@ pub struct VerifyInput {
     pub base_path: Option<String>,
     /// How deep to read: `structure`, `footers` or `full`; `VERIFY_DEPTH` by default.
     pub deep: Option<Depth>,
+    /// The position of the first shard to check (a previous answer's `resume_from`).
+    pub resume_from: Option<usize>,
+    /// Seconds after which no new shard check starts; by default the Lambda deadline less a
+    /// margin, and no limit outside Lambda.
+    pub time_budget_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyOutput {
     pub repository: String,
     pub snapshot: String,
+    /// Every shard was checked (in this invocation and the ones before it) and nothing is wrong.
     pub verified: bool,
+    /// Whether every shard has been checked; when not, call again with `resume_from`.
+    pub complete: bool,
+    /// Where the next invocation starts; `null` once complete.
+    pub resume_from: Option<usize>,
     pub indices: usize,
+    /// Shards checked by this invocation, of `shards_total`.
     pub shards: usize,
+    pub shards_total: usize,
     /// Data blobs found with their recorded length (virtual `v__` files have none).
     pub blobs: usize,
     pub bytes: u64,
@@ -108,7 +129,15 @@ pub async fn handle(
     verifier: &Result<Verifier>,
     event: LambdaEvent<Value>,
 ) -> Result<VerifyOutput> {
-    let (verifier, invocation, _) = prepare(verifier, event)?;
+    let (verifier, mut invocation, context): (_, Invocation<VerifyInput>, _) =
+        prepare(verifier, event)?;
+    if invocation.input.time_budget_seconds.is_none() {
+        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
+        let left = deadline
+            .duration_since(verifier.clock.now())
+            .unwrap_or_default();
+        invocation.input.time_budget_seconds = Some(left.saturating_sub(DEADLINE_MARGIN).as_secs());
+    }
     run(verifier, invocation).await
 }
 
@@ -126,7 +155,13 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
     let base_path = base_path.unwrap_or_default();
     let store = verifier.store.scoped(bucket.clone(), base_path.clone());
     let depth = input.deep.unwrap_or(verifier.depth);
-    let checked = check_snapshot(&store, &snapshot, depth).await?;
+    let window = Window {
+        resume_from: input.resume_from.unwrap_or(0),
+        deadline: input
+            .time_budget_seconds
+            .map(|seconds| verifier.clock.now() + Duration::from_secs(seconds)),
+    };
+    let checked = check_snapshot(&store, &snapshot, depth, window, &verifier.clock).await?;
     let s3_requests = store.counts();
     let now_ms = verifier.clock.now_millis();
     if !checked.damage.is_empty() {
@@ -161,14 +196,19 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         blobs = checked.blobs,
         bytes = checked.bytes,
         ?depth,
+        resume_from = checked.resume_from,
+        shards_total = checked.shards_total,
         "snapshot verified in S3"
     );
     Ok(VerifyOutput {
         repository,
         snapshot,
-        verified: true,
+        verified: checked.resume_from.is_none(),
+        complete: checked.resume_from.is_none(),
+        resume_from: checked.resume_from,
         indices: checked.indices,
         shards: checked.shards,
+        shards_total: checked.shards_total,
         blobs: checked.blobs,
         bytes: checked.bytes,
         depth,
@@ -176,16 +216,33 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
     })
 }
 
+/// Which shards one invocation may check: from `resume_from`, none started after `deadline`
+/// (at least one always, so every invocation makes progress).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    resume_from: usize,
+    deadline: Option<SystemTime>,
+}
+
 #[derive(Debug, Default)]
 struct Checked {
     indices: usize,
     shards: usize,
+    shards_total: usize,
+    /// The first shard not checked, when the budget ran out before the last.
+    resume_from: Option<usize>,
     blobs: usize,
     bytes: u64,
     damage: Vec<Damage>,
 }
 
-async fn check_snapshot(store: &Store, snapshot: &str, depth: Depth) -> Result<Checked> {
+async fn check_snapshot(
+    store: &Store,
+    snapshot: &str,
+    depth: Depth,
+    window: Window,
+    clock: &Clock,
+) -> Result<Checked> {
     let mut checked = Checked::default();
     let (generation, root) = match newest_root(store).await? {
         Ok(newest) => newest,
@@ -251,8 +308,8 @@ async fn check_snapshot(store: &Store, snapshot: &str, depth: Depth) -> Result<C
             }
         }
     }
-    let semaphore = Arc::new(Semaphore::new(SHARD_CONCURRENCY));
-    let mut shard_checks = JoinSet::new();
+    // Every shard of the snapshot, in one order that every invocation sees alike.
+    let mut shards: Vec<(String, u32)> = Vec::new();
     for (index, index_entry) in &indices {
         checked.indices += 1;
         let blob_id = repository.index_metadata_blob_id(entry, &index_entry.id);
@@ -276,19 +333,33 @@ async fn check_snapshot(store: &Store, snapshot: &str, depth: Depth) -> Result<C
                 }
             },
         };
-        for shard in 0..shard_count {
-            let store = store.clone();
-            let index_id = index_entry.id.clone();
-            let uuid = uuid.clone();
-            let semaphore = semaphore.clone();
-            shard_checks.spawn(async move {
-                let _permit = semaphore
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore stays open");
-                check_shard(&store, &index_id, shard, &uuid, depth).await
-            });
+        shards.extend((0..shard_count).map(|shard| (index_entry.id.clone(), shard)));
+    }
+    checked.shards_total = shards.len();
+    let semaphore = Arc::new(Semaphore::new(SHARD_CONCURRENCY));
+    let mut shard_checks = JoinSet::new();
+    let mut next = window.resume_from.min(shards.len());
+    while next < shards.len() {
+        let out_of_time = window
+            .deadline
+            .is_some_and(|deadline| clock.now() >= deadline);
+        if out_of_time && next > window.resume_from {
+            checked.resume_from = Some(next);
+            break;
         }
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore stays open");
+        let (index_id, shard) = shards[next].clone();
+        let store = store.clone();
+        let uuid = uuid.clone();
+        shard_checks.spawn(async move {
+            let _permit = permit;
+            check_shard(&store, &index_id, shard, &uuid, depth).await
+        });
+        next += 1;
     }
     while let Some(joined) = shard_checks.join_next().await {
         let shard = joined.map_err(|e| {

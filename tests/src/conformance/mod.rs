@@ -209,6 +209,7 @@ async fn verify(
         bucket: None,
         base_path: Some(BASE_PATH.to_owned()),
         deep: Some(depth),
+        ..VerifyInput::default()
     };
     ossnap_verify::run(&verifier, invocation(input)).await
 }
@@ -257,6 +258,7 @@ async fn verify_reads_compressed_metadata(stack: &TestStack, deps: &Deps) {
                 bucket: None,
                 base_path: Some(base_path.into()),
                 deep: Some(depth),
+                ..VerifyInput::default()
             };
             match ossnap_verify::run(&verifier, invocation(input)).await {
                 Err(error)
