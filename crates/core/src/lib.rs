@@ -1,7 +1,8 @@
 //! ossnap-core: everything ossnap's Lambda functions do, behind thin `main.rs` files.
 //!
-//! - [`register`], [`snapshot`], [`status`], [`retention`]: the operations, one per function, each with its
-//!   input and output shapes and its Lambda `handle`.
+//! - [`register`], [`snapshot`], [`status`], [`retention`], [`restore`], [`check_restore`]: the
+//!   operations, one per function, each with its input and output shapes and its Lambda `handle`;
+//!   [`drill`]: the snapshot workflow's restore drill, run by `restore` and `check-restore`.
 //! - [`opensearch`]: the client (SigV4, basic or no auth), the API calls, and the classification
 //!   of error responses into the one [`error`] taxonomy whose names Step Functions matches.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines; [`logging`]: the log subscriber.
@@ -19,9 +20,15 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 #[cfg(feature = "opensearch")]
+pub mod check_restore;
+#[cfg(feature = "opensearch")]
+pub mod drill;
+#[cfg(feature = "opensearch")]
 pub mod opensearch;
 #[cfg(feature = "opensearch")]
 pub mod register;
+#[cfg(feature = "opensearch")]
+pub mod restore;
 #[cfg(feature = "opensearch")]
 pub mod retention;
 #[cfg(feature = "opensearch")]
