@@ -97,10 +97,7 @@ pub enum CheckRestoreAnswer {
     Cleanup(drill::Cleanup),
 }
 
-pub async fn handle(
-    deps: &Result<Deps>,
-    event: LambdaEvent<Value>,
-) -> Result<CheckRestoreAnswer> {
+pub async fn handle(deps: &Result<Deps>, event: LambdaEvent<Value>) -> Result<CheckRestoreAnswer> {
     let (deps, invocation, _) = prepare(deps, event)?;
     run(deps, invocation).await
 }
@@ -347,7 +344,13 @@ mod tests {
         };
         let progress = index_progress("logs", &recovery, Some(&health));
         assert_eq!(progress.primaries, Progress { done: 1, total: 2 });
-        assert_eq!(progress.bytes, Progress { done: 150, total: 400 });
+        assert_eq!(
+            progress.bytes,
+            Progress {
+                done: 150,
+                total: 400
+            }
+        );
         assert_eq!(progress.files, Progress { done: 5, total: 10 });
         assert_eq!(progress.percent, 37.5);
     }

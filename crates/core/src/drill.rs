@@ -104,7 +104,9 @@ pub async fn start(deps: &Deps, input: RestoreInput) -> Result<DrillStart> {
         .map(|name| (name.clone(), sizes[name].bytes))
         .min_by_key(|(name, bytes)| (*bytes, name.clone()))
     else {
-        return skipped(format!("[{repository}:{snapshot}] holds no index but system ones"));
+        return skipped(format!(
+            "[{repository}:{snapshot}] holds no index but system ones"
+        ));
     };
     if bytes > settings.restore_drill_max_bytes {
         return skipped(format!(
@@ -147,7 +149,11 @@ pub async fn start(deps: &Deps, input: RestoreInput) -> Result<DrillStart> {
 
 /// Follows the drill; once it is over (recovered or failed), compares, deletes the copy and
 /// reports. Never leaves the copy behind, even when the restore failed.
-pub async fn check(deps: &Deps, drill: &DrillCheck, indices: &[&str]) -> Result<CheckRestoreOutput> {
+pub async fn check(
+    deps: &Deps,
+    drill: &DrillCheck,
+    indices: &[&str],
+) -> Result<CheckRestoreOutput> {
     if indices != [drill.drill_index.as_str()] || !drill.drill_index.starts_with(DRILL_PREFIX) {
         return Err(crate::Error::config(format!(
             "a drill checks its own copy only: indices must be [\"{}\"] and start with {DRILL_PREFIX}",

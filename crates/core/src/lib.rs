@@ -11,18 +11,18 @@
 //! `verify`, which reads only S3, builds without it.
 //! - [`event`]: the three shapes an invocation arrives in; [`config`]: settings from the
 //!   environment; [`names`]: validation before any request; [`clock`]: injected time.
+#[cfg(feature = "opensearch")]
+pub mod check_restore;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "opensearch")]
+pub mod drill;
 pub mod error;
 pub mod event;
 pub mod function;
 pub mod logging;
 pub mod metrics;
 pub mod names;
-#[cfg(feature = "opensearch")]
-pub mod check_restore;
-#[cfg(feature = "opensearch")]
-pub mod drill;
 #[cfg(feature = "opensearch")]
 pub mod opensearch;
 #[cfg(feature = "opensearch")]

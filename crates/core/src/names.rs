@@ -90,7 +90,9 @@ pub fn validate_index_name(name: &str) -> Result<()> {
         return invalid("must not be '.' or '..'");
     }
     if name.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':']) {
-        return invalid("must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?, #, :]");
+        return invalid(
+            "must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?, #, :]",
+        );
     }
     if name.len() > MAX_NAME_BYTES {
         return invalid("must be at most 255 bytes long");

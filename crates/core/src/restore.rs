@@ -471,7 +471,9 @@ pub fn rename(
         (None, None) => sources.to_vec(),
         (Some(pattern), Some(replacement)) => {
             let regex = regex_lite::Regex::new(pattern).map_err(|e| {
-                Error::config(format!("rename_pattern {pattern:?} is not a regular expression: {e}"))
+                Error::config(format!(
+                    "rename_pattern {pattern:?} is not a regular expression: {e}"
+                ))
             })?;
             sources
                 .iter()
@@ -608,7 +610,8 @@ async fn capacity(deps: &Deps, indices: &[PlannedIndex], replicas: u64) -> Resul
             + health.unassigned_shards,
         shards_to_add: indices.iter().map(|i| i.primaries).sum::<u64>() * (1 + replicas),
         max_shards: per_node * data_nodes,
-        bytes_to_add: indices.iter().map(|i| i.bytes).sum::<u64>() * (1 + replicas.min(data_nodes - 1)),
+        bytes_to_add: indices.iter().map(|i| i.bytes).sum::<u64>()
+            * (1 + replicas.min(data_nodes - 1)),
         disk_available_bytes: disk_below_watermark(&allocation),
     })
 }
@@ -627,7 +630,9 @@ fn disk_below_watermark(rows: &[CatAllocation]) -> Option<u64> {
     Some(
         nodes
             .iter()
-            .map(|(used, total)| ((*total as f64 * DISK_LOW_WATERMARK) as u64).saturating_sub(*used))
+            .map(|(used, total)| {
+                ((*total as f64 * DISK_LOW_WATERMARK) as u64).saturating_sub(*used)
+            })
             .sum(),
     )
 }
@@ -694,7 +699,8 @@ mod tests {
         assert_eq!(selected, [".kibana_1"]);
         let (selected, _) = select_indices(&available, Some(&names(&[".*"]))).unwrap();
         assert_eq!(selected, [".kibana_1"]);
-        let error = select_indices(&available, Some(&names(&[".opendistro_security"]))).unwrap_err();
+        let error =
+            select_indices(&available, Some(&names(&[".opendistro_security"]))).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::ConfigError);
         assert!(error.message().contains("securityadmin"), "{error}");
     }
@@ -731,7 +737,10 @@ mod tests {
         );
         assert!(Version::parse("7.10.2").unwrap() < Version::parse("1.0.0").unwrap());
         assert!(Version::parse("2.19.6").unwrap() < Version::parse("3.0.0").unwrap());
-        assert_eq!(Version::from_id(7_100_299), Version::parse("7.10.2").unwrap());
+        assert_eq!(
+            Version::from_id(7_100_299),
+            Version::parse("7.10.2").unwrap()
+        );
     }
 
     #[test]

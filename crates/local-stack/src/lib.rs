@@ -15,6 +15,7 @@
 //! | `POST /_local/next-snapshot` | `{"outcome":"never_finishes"}`, `{"outcome":"failed","reason":".."}`, `{"outcome":"partial"}` | how the next snapshot ends |
 //! | `POST /_local/automated-snapshot` | `{"duration_ms": N}` | a `cs-automated` snapshot runs for N ms |
 //! | `POST /_local/indices/{index}/red` (`/green`) | | primaries unassigned: health red, snapshots FAILED (PARTIAL with `partial`) |
+//! | `PUT /_local/disk` | `{"available_bytes": N}` | the node's free disk in `_cat/allocation` |
 //! | `GET /_local/requests` | | `[{"method","path","query","status","error_type"}]` |
 //! | `DELETE /_local/requests` | | clears the log |
 

@@ -723,6 +723,8 @@ pub(crate) struct RestoredIndex {
     pub number_of_shards: u32,
     pub mappings: Value,
     pub documents: Vec<(String, Value)>,
+    /// (files, bytes) each shard's snapshot lists.
+    pub shard_sizes: Vec<(u64, u64)>,
 }
 
 pub(crate) async fn restore_index(
@@ -751,10 +753,15 @@ pub(crate) async fn restore_index(
     };
     let shard_count = index.shard_generations.as_ref().map_or(1, Vec::len) as u32;
     let mut documents = Vec::new();
+    let mut shard_sizes = Vec::new();
     for shard in 0..shard_count {
         let blob = layout::shard_snapshot(&index.id, shard, &entry.uuid);
         let bytes = get_required(store, &blob).await?;
         let shard_snapshot = ShardSnapshot::from_blob(&bytes).map_err(format_error(&blob))?;
+        shard_sizes.push((
+            shard_snapshot.files.len() as u64,
+            shard_snapshot.files.iter().map(|file| file.length).sum(),
+        ));
         for file in shard_snapshot
             .files
             .iter()
@@ -782,6 +789,7 @@ pub(crate) async fn restore_index(
         number_of_shards: shard_count,
         mappings,
         documents,
+        shard_sizes,
     })
 }
 

@@ -198,7 +198,12 @@ impl OpenSearch {
     }
 
     /// Why a shard is where it is (`can_allocate`, deciders): the raw explanation.
-    pub async fn allocation_explain(&self, index: &str, shard: u64, primary: bool) -> Result<Value> {
+    pub async fn allocation_explain(
+        &self,
+        index: &str,
+        shard: u64,
+        primary: bool,
+    ) -> Result<Value> {
         self.call(
             http::Method::POST,
             "/_cluster/allocation/explain",
