@@ -145,8 +145,13 @@ async fn run_the_workflow(stack: &TestStack) {
     let verified = execution.output_of("verify").expect("verify answered");
     assert_eq!(verified["snapshot"], "ossnap-20261104-020000");
     assert_eq!(verified["verified"], true);
-    let retention = execution.output_of("retention").expect("retention answered");
-    assert_eq!(retention["deleted"][0]["snapshot"], "ossnap-20261102-020000");
+    let retention = execution
+        .output_of("retention")
+        .expect("retention answered");
+    assert_eq!(
+        retention["deleted"][0]["snapshot"],
+        "ossnap-20261102-020000"
+    );
 }
 
 fn invocation<T>(input: T) -> Invocation<T> {
