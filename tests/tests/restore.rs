@@ -97,7 +97,9 @@ async fn until_restored(deps: &Deps, indices: &[String]) -> ossnap_core::Result<
         let report = check(deps, indices).await?;
         if report.done {
             assert!(
-                polls.iter().all(|p: &RestoreReport| !p.done && p.wait_seconds >= 30),
+                polls
+                    .iter()
+                    .all(|p: &RestoreReport| !p.done && p.wait_seconds >= 30),
                 "{polls:?}"
             );
             return Ok(report);
@@ -116,6 +118,17 @@ async fn suite(engine: Engine) {
     stack.seed_index(&deps, ORDERS, 7).await;
     stack.seed_index(&deps, ".opendistro_security", 1).await;
     refresh(&deps).await;
+    // A real node's disk is this machine's: shared, and maybe fuller than the default low
+    // watermark, above which neither OpenSearch nor restore's plan places a restored shard.
+    set_cluster_settings(
+        &deps,
+        json!({
+            "cluster.routing.allocation.disk.watermark.low": "99%",
+            "cluster.routing.allocation.disk.watermark.high": "99.5%",
+            "cluster.routing.allocation.disk.watermark.flood_stage": "99.9%",
+        }),
+    )
+    .await;
     stack.register(&deps).await;
     // Everything, the security index included, so that restore must leave it out itself.
     take_snapshot(&deps, "ossnap-20261101-020000", Some("*")).await;
@@ -144,8 +157,15 @@ async fn dry_run_changes_nothing(deps: &Deps, engine: Engine) {
     .unwrap();
     assert!(planned.dry_run);
     assert_eq!(planned.snapshot, "ossnap-20261101-020000", "{engine}");
-    assert_eq!(planned.indices, ["dry-logs-2026.11", "dry-orders"], "{engine}");
-    assert_eq!(planned.plan.indices[0].primaries, 2, "{engine}: {planned:?}");
+    assert_eq!(
+        planned.indices,
+        ["dry-logs-2026.11", "dry-orders"],
+        "{engine}"
+    );
+    assert_eq!(
+        planned.plan.indices[0].primaries, 2,
+        "{engine}: {planned:?}"
+    );
     assert!(planned.plan.indices[0].bytes > 0, "{engine}: {planned:?}");
     assert!(
         planned
@@ -168,7 +188,11 @@ async fn conflicts_are_refused_then_a_rename_restores(deps: &Deps, engine: Engin
     )
     .await
     .unwrap_err();
-    assert_eq!(refused.kind(), ErrorKind::RestoreConflict, "{engine}: {refused}");
+    assert_eq!(
+        refused.kind(),
+        ErrorKind::RestoreConflict,
+        "{engine}: {refused}"
+    );
     for needle in [LOGS, ORDERS, "delete", "close", "rename_pattern"] {
         assert!(refused.message().contains(needle), "{engine}: {refused}");
     }
@@ -190,7 +214,10 @@ async fn conflicts_are_refused_then_a_rename_restores(deps: &Deps, engine: Engin
     assert!(report.healthy, "{engine}: {report:?}");
     assert_eq!(report.percent, 100.0, "{engine}: {report:?}");
     assert_eq!(deps.opensearch.count("restored-orders").await.unwrap(), 7);
-    deps.opensearch.delete_index("restored-orders").await.unwrap();
+    deps.opensearch
+        .delete_index("restored-orders")
+        .await
+        .unwrap();
 }
 
 async fn round_trip_with_equal_counts(deps: &Deps, engine: Engine) {
@@ -240,7 +267,11 @@ async fn the_security_index_is_never_restored(deps: &Deps, engine: Engine) {
     )
     .await
     .unwrap_err();
-    assert_eq!(planned.kind(), ErrorKind::ConfigError, "{engine}: {planned}");
+    assert_eq!(
+        planned.kind(),
+        ErrorKind::ConfigError,
+        "{engine}: {planned}"
+    );
     assert!(planned.message().contains("never restored"), "{planned}");
 }
 
@@ -260,18 +291,29 @@ async fn too_many_shards_are_refused(deps: &Deps, engine: Engine) {
     .await
     .unwrap_err();
     set_max_shards(deps, Value::Null).await;
-    assert_eq!(refused.kind(), ErrorKind::InsufficientCapacity, "{engine}: {refused}");
-    assert!(refused.message().contains("max_shards_per_node"), "{refused}");
+    assert_eq!(
+        refused.kind(),
+        ErrorKind::InsufficientCapacity,
+        "{engine}: {refused}"
+    );
+    assert!(
+        refused.message().contains("max_shards_per_node"),
+        "{refused}"
+    );
     assert!(!index_names(deps).await.contains(&"big-orders".to_string()));
 }
 
 async fn set_max_shards(deps: &Deps, limit: Value) {
+    set_cluster_settings(deps, json!({"cluster.max_shards_per_node": limit})).await;
+}
+
+async fn set_cluster_settings(deps: &Deps, persistent: Value) {
     deps.opensearch
         .call(
             http::Method::PUT,
             "/_cluster/settings",
             &[],
-            Some(&json!({"persistent": {"cluster.max_shards_per_node": limit}})),
+            Some(&json!({ "persistent": persistent })),
         )
         .await
         .unwrap();
@@ -296,8 +338,16 @@ async fn a_red_restore_names_the_shards_and_the_reason(deps: &Deps, engine: Engi
     .await
     .unwrap();
     let failed = until_restored(deps, &started.indices).await.unwrap_err();
-    assert_eq!(failed.kind(), ErrorKind::RestoreFailed, "{engine}: {failed}");
-    for needle in ["[red-orders][0] primary", "[red-orders][1] primary", "no-such-node"] {
+    assert_eq!(
+        failed.kind(),
+        ErrorKind::RestoreFailed,
+        "{engine}: {failed}"
+    );
+    for needle in [
+        "[red-orders][0] primary",
+        "[red-orders][1] primary",
+        "no-such-node",
+    ] {
         assert!(failed.message().contains(needle), "{engine}: {failed}");
     }
     deps.opensearch.delete_index("red-orders").await.unwrap();
@@ -338,7 +388,9 @@ async fn short_disk_is_refused_before_anything_changes() {
     .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::InsufficientCapacity, "{refused}");
     assert!(refused.message().contains("low watermark"), "{refused}");
-    assert!(stack.requests("POST", "/_snapshot/ossnap/ossnap-20261101-020000/_restore").is_empty());
+    assert!(stack
+        .requests("POST", "/_snapshot/ossnap/ossnap-20261101-020000/_restore")
+        .is_empty());
 }
 
 /// A second domain shares the bucket: it registers the repository read-only and restores from
@@ -356,7 +408,10 @@ async fn a_second_cluster_restores_from_a_read_only_registration() {
         .start_another_cluster("newer", Profile::V3)
         .await
         .unwrap();
-    let other = stack.deps_at(&newer.opensearch_endpoint(), &[("SNAPSHOT_READONLY", "true")]);
+    let other = stack.deps_at(
+        &newer.opensearch_endpoint(),
+        &[("SNAPSHOT_READONLY", "true")],
+    );
     let registered = register::run(&other, invocation(Default::default()))
         .await
         .unwrap();

@@ -30,9 +30,11 @@ use crate::status::MIN_WAIT_SECONDS;
 pub const SECURITY_INDEX: &str = ".opendistro_security";
 /// `snapshot: "latest"` is the newest healthy snapshot ossnap took.
 pub const LATEST: &str = "latest";
-/// Disk use must stay below this share after the restore: OpenSearch's default low watermark,
-/// above which it allocates no new shard to the node.
-pub const DISK_LOW_WATERMARK: f64 = 0.85;
+/// OpenSearch's default `cluster.max_shards_per_node`.
+pub const DEFAULT_MAX_SHARDS_PER_NODE: u64 = 1000;
+/// OpenSearch's default `cluster.routing.allocation.disk.watermark.low`: above it, a node takes
+/// no restored shard.
+pub const DEFAULT_LOW_WATERMARK: &str = "85%";
 /// What OpenSearch gives an index that does not say (the snapshot's own setting is not visible
 /// before the restore, so the shard count assumes it unless `index_settings` sets another).
 pub const DEFAULT_REPLICAS: u64 = 1;
@@ -109,7 +111,9 @@ pub struct Capacity {
     pub shards_to_add: u64,
     pub max_shards: u64,
     pub bytes_to_add: u64,
+    /// Bytes the data nodes can take before the low watermark (`None`: not checked).
     pub disk_available_bytes: Option<u64>,
+    pub low_watermark: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -403,8 +407,8 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// The snapshot's indices that `patterns` select (all without patterns), in the snapshot's
-/// order, and those left out with the reason. A `-pattern` excludes.
+/// The snapshot's indices that `patterns` select (all without patterns), by name, and those
+/// left out with the reason. A `-pattern` excludes.
 pub fn select_indices(
     available: &[String],
     patterns: Option<&[String]>,
@@ -426,7 +430,9 @@ pub fn select_indices(
     }
     let mut selected = Vec::new();
     let mut excluded = Vec::new();
-    for index in available {
+    let mut available = available.to_vec();
+    available.sort();
+    for index in &available {
         let mut chosen_by: Option<&str> = None;
         for pattern in patterns {
             if let Some(negative) = pattern.strip_prefix('-') {
@@ -599,8 +605,26 @@ fn check_versions(
 async fn capacity(deps: &Deps, indices: &[PlannedIndex], replicas: u64) -> Result<Capacity> {
     let os = &deps.opensearch;
     let health = os.health_of(&[]).await?;
-    let per_node = os.max_shards_per_node().await?;
-    let allocation = os.cat_allocation().await?;
+    let settings = os.cluster_settings().await?;
+    let setting = |key: &str| {
+        settings.get(key).and_then(|v| match v {
+            Value::String(text) => Some(text.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        })
+    };
+    let per_node = setting("cluster.max_shards_per_node")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MAX_SHARDS_PER_NODE);
+    let disk_checked =
+        setting("cluster.routing.allocation.disk.threshold_enabled").as_deref() != Some("false");
+    let watermark = setting("cluster.routing.allocation.disk.watermark.low")
+        .unwrap_or_else(|| DEFAULT_LOW_WATERMARK.to_string());
+    let disk_available_bytes = if disk_checked {
+        disk_below_watermark(&os.cat_allocation().await?, &watermark)
+    } else {
+        None
+    };
     let data_nodes = health.number_of_data_nodes.max(1);
     Ok(Capacity {
         data_nodes,
@@ -612,12 +636,37 @@ async fn capacity(deps: &Deps, indices: &[PlannedIndex], replicas: u64) -> Resul
         max_shards: per_node * data_nodes,
         bytes_to_add: indices.iter().map(|i| i.bytes).sum::<u64>()
             * (1 + replicas.min(data_nodes - 1)),
-        disk_available_bytes: disk_below_watermark(&allocation),
+        disk_available_bytes,
+        low_watermark: watermark,
+    })
+}
+
+/// A low watermark: a share of the disk used (`85%`, `0.85`), or the free space to keep
+/// (`10gb`).
+fn parse_watermark(text: &str) -> Option<Result<f64, u64>> {
+    let text = text.trim().to_ascii_lowercase();
+    if let Some(percent) = text.strip_suffix('%') {
+        return percent.trim().parse::<f64>().ok().map(|p| Ok(p / 100.0));
+    }
+    if let Ok(ratio) = text.parse::<f64>() {
+        return Some(Ok(ratio));
+    }
+    let units = [
+        ("tb", 1u64 << 40),
+        ("gb", 1 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("b", 1),
+    ];
+    units.iter().find_map(|(unit, factor)| {
+        let number = text.strip_suffix(unit)?.trim().parse::<f64>().ok()?;
+        Some(Err((number * *factor as f64) as u64))
     })
 }
 
 /// Bytes that can still be written across the data nodes before they pass the low watermark.
-fn disk_below_watermark(rows: &[CatAllocation]) -> Option<u64> {
+fn disk_below_watermark(rows: &[CatAllocation], watermark: &str) -> Option<u64> {
+    let watermark = parse_watermark(watermark)?;
     let number = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<u64>().ok());
     let nodes: Vec<(u64, u64)> = rows
         .iter()
@@ -630,8 +679,9 @@ fn disk_below_watermark(rows: &[CatAllocation]) -> Option<u64> {
     Some(
         nodes
             .iter()
-            .map(|(used, total)| {
-                ((*total as f64 * DISK_LOW_WATERMARK) as u64).saturating_sub(*used)
+            .map(|(used, total)| match watermark {
+                Ok(share) => ((*total as f64 * share) as u64).saturating_sub(*used),
+                Err(free) => total.saturating_sub(*used).saturating_sub(free),
             })
             .sum(),
     )
@@ -656,9 +706,9 @@ fn check_capacity(capacity: &Capacity, replicas: u64) -> Result<()> {
             return Err(Error::new(
                 ErrorKind::InsufficientCapacity,
                 format!(
-                    "the restore needs {} bytes of disk, but the data nodes have {available} bytes left below the {:.0}% low watermark; nothing was changed: restore fewer indices, free or add disk, or add data nodes",
+                    "the restore needs {} bytes of disk, but the data nodes have {available} bytes left below the low watermark ({}, cluster.routing.allocation.disk.watermark.low), above which they take no restored shard; nothing was changed: restore fewer indices, free or add disk, or add data nodes",
                     capacity.bytes_to_add,
-                    DISK_LOW_WATERMARK * 100.0
+                    capacity.low_watermark
                 ),
             ));
         }
@@ -774,6 +824,7 @@ mod tests {
             max_shards: 1000,
             bytes_to_add: 10,
             disk_available_bytes: Some(100),
+            low_watermark: "85%".into(),
         };
         let error = check_capacity(&capacity, 1).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InsufficientCapacity);
@@ -781,7 +832,7 @@ mod tests {
         let disk = Capacity {
             shards_open: 0,
             bytes_to_add: 101,
-            ..capacity
+            ..capacity.clone()
         };
         let error = check_capacity(&disk, 1).unwrap_err();
         assert!(error.message().contains("low watermark"), "{error}");
@@ -791,6 +842,9 @@ mod tests {
             disk_used: Some("100".into()),
             disk_total: Some("1000".into()),
         }];
-        assert_eq!(disk_below_watermark(&rows), Some(750));
+        assert_eq!(disk_below_watermark(&rows, "85%"), Some(750));
+        assert_eq!(disk_below_watermark(&rows, "0.5"), Some(400));
+        assert_eq!(disk_below_watermark(&rows, "100b"), Some(800));
+        assert_eq!(disk_below_watermark(&rows, "1kb"), Some(0));
     }
 }

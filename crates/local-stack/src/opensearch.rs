@@ -660,7 +660,12 @@ impl Emulator {
             };
             for (key, value) in settings {
                 match key.as_str() {
-                    "cluster.max_shards_per_node" | "snapshot.max_concurrent_operations" => {}
+                    "cluster.max_shards_per_node"
+                    | "snapshot.max_concurrent_operations"
+                    | "cluster.routing.allocation.disk.threshold_enabled"
+                    | "cluster.routing.allocation.disk.watermark.low"
+                    | "cluster.routing.allocation.disk.watermark.high"
+                    | "cluster.routing.allocation.disk.watermark.flood_stage" => {}
                     other => {
                         return Err(ApiError::illegal_argument(format!(
                             "{scope} setting [{other}], not recognized"

@@ -12,9 +12,6 @@ use super::model::{
 use super::{name_list, parse_list, segment, OpenSearch};
 use crate::error::{Error, ErrorKind, Result};
 
-/// OpenSearch's default `cluster.max_shards_per_node`.
-pub const DEFAULT_MAX_SHARDS_PER_NODE: u64 = 1000;
-
 /// A snapshot with the version that wrote it (`version`, `version_id` of a verbose listing).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct VersionedSnapshot {
@@ -134,8 +131,8 @@ impl OpenSearch {
         serde_json::from_value(body).map_err(|e| unreadable(path, e))
     }
 
-    /// `cluster.max_shards_per_node` as set (transient, then persistent) or by default.
-    pub async fn max_shards_per_node(&self) -> Result<u64> {
+    /// The cluster's settings, flat: transient over persistent over defaults.
+    pub async fn cluster_settings(&self) -> Result<BTreeMap<String, Value>> {
         let body = self
             .call(
                 http::Method::GET,
@@ -144,15 +141,13 @@ impl OpenSearch {
                 None,
             )
             .await?;
-        Ok(["transient", "persistent", "defaults"]
-            .iter()
-            .find_map(|scope| {
-                let value = &body[scope]["cluster.max_shards_per_node"];
-                value
-                    .as_u64()
-                    .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
-            })
-            .unwrap_or(DEFAULT_MAX_SHARDS_PER_NODE))
+        let mut settings = BTreeMap::new();
+        for scope in ["defaults", "persistent", "transient"] {
+            if let Some(values) = body[scope].as_object() {
+                settings.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        Ok(settings)
     }
 
     /// Health of the whole cluster, or of `indices` with one entry each.

@@ -15,7 +15,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 pub use auth::{Auth, SigV4Signer};
-pub use indices::{SnapshotIndexSize, VersionedSnapshot, DEFAULT_MAX_SHARDS_PER_NODE};
+pub use indices::{SnapshotIndexSize, VersionedSnapshot};
 pub use model::{
     CatAllocation, CatIndex, ClusterHealth, FileStats, IndexHealth, IndexRecovery,
     RepositoryDefinition, ShardCounts, ShardRecovery, ShardsStats, SnapshotInfo, SnapshotStats,
