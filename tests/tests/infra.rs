@@ -741,7 +741,8 @@ fn notifies_next(template: &Yaml, machine: &StateMachine, state: &Json) -> bool 
         .as_str()
         .and_then(|next| machine.definition["States"].get(next))
         .is_some_and(|next| {
-            task_target(template, machine, &next["Resource"]) == Target::Service("sns:publish".into())
+            task_target(template, machine, &next["Resource"])
+                == Target::Service("sns:publish".into())
         })
 }
 
@@ -1710,16 +1711,14 @@ fn restore_reads_metadata_and_deletes_only_the_drill_copies() {
     let definition: Json = serde_json::from_str(&read("statemachine/snapshot.asl.json")).unwrap();
     let mut definition = definition;
     definition["States"]["CleanUpDrill"]["Next"] = Json::String("Retention".into());
-    machine
-        .as_mapping_mut()
-        .unwrap()
-        .remove("DefinitionUri");
+    machine.as_mapping_mut().unwrap().remove("DefinitionUri");
     machine["Definition"] = serde_yaml::to_value(&definition).unwrap();
     let violations = workflow_violations(&astray);
     assert!(
         violations
             .iter()
-            .any(|v| v.contains("StartRestoreDrill: no Catch of States.ALL into an SNS notification")),
+            .any(|v| v
+                .contains("StartRestoreDrill: no Catch of States.ALL into an SNS notification")),
         "{violations:?}"
     );
 }
