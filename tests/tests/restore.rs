@@ -139,6 +139,7 @@ async fn suite(engine: Engine) {
     the_security_index_is_never_restored(&deps, engine).await;
     too_many_shards_are_refused(&deps, engine).await;
     a_red_restore_names_the_shards_and_the_reason(&deps, engine).await;
+    the_drill_compares_and_leaves_nothing_behind(&stack, engine).await;
 }
 
 async fn dry_run_changes_nothing(deps: &Deps, engine: Engine) {
@@ -351,6 +352,57 @@ async fn a_red_restore_names_the_shards_and_the_reason(deps: &Deps, engine: Engi
         assert!(failed.message().contains(needle), "{engine}: {failed}");
     }
     deps.opensearch.delete_index("red-orders").await.unwrap();
+}
+
+/// The restore drill as the snapshot workflow runs it: restore's start, check-restore until it
+/// is over; the copy is gone after.
+async fn the_drill_compares_and_leaves_nothing_behind(stack: &TestStack, engine: Engine) {
+    let deps = stack.deps(&[("RESTORE_DRILL", "true")]);
+    let start = match restore::handle(
+        &Ok(deps.clone()),
+        lambda_runtime::LambdaEvent::new(
+            json!({"repository": "ossnap", "snapshot": "ossnap-20261101-020000", "drill": true}),
+            lambda_runtime::Context::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    {
+        restore::RestoreAnswer::Drill(start) => start,
+        other => panic!("{engine}: expected the drill's start, got {other:?}"),
+    };
+    assert!(!start.skipped, "{engine}: {start:?}");
+    // The smallest index that is not a system one.
+    assert_eq!(start.indices, ["ossnap-drill-orders"], "{engine}: {start:?}");
+    let drill = start.drill.clone().unwrap();
+    let mut result = None;
+    for _ in 0..600 {
+        let input = CheckRestoreInput {
+            indices: Some(IndexList::Many(start.indices.clone())),
+            drill: Some(drill.clone()),
+            drill_cleanup: false,
+        };
+        match check_restore::run(&deps, invocation(input)).await.unwrap() {
+            CheckRestoreAnswer::Report(output) if output.report.done => {
+                result = output.drill;
+                break;
+            }
+            CheckRestoreAnswer::Report(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("{engine}: {other:?}"),
+        }
+    }
+    let result = result.expect("the drill ended with a result");
+    assert!(result.succeeded, "{engine}: {result:?}");
+    assert!(result.counts_compared, "{engine}: {result:?}");
+    assert_eq!(result.drill_count, Some(7), "{engine}: {result:?}");
+    assert!(result.deleted, "{engine}: {result:?}");
+    assert!(
+        !index_names(&deps)
+            .await
+            .iter()
+            .any(|i| i.starts_with("ossnap-drill-")),
+        "{engine}"
+    );
 }
 
 #[tokio::test]
