@@ -373,7 +373,11 @@ async fn the_drill_compares_and_leaves_nothing_behind(stack: &TestStack, engine:
     };
     assert!(!start.skipped, "{engine}: {start:?}");
     // The smallest index that is not a system one.
-    assert_eq!(start.indices, ["ossnap-drill-orders"], "{engine}: {start:?}");
+    assert_eq!(
+        start.indices,
+        ["ossnap-drill-orders"],
+        "{engine}: {start:?}"
+    );
     let drill = start.drill.clone().unwrap();
     let mut result = None;
     for _ in 0..600 {

@@ -20,6 +20,10 @@ use crate::opensearch::IndexRecovery;
 use crate::restore::IndexList;
 use crate::status::{remaining_seconds, wait_from_progress};
 
+/// Primaries asked about with `_cluster/allocation/explain` per poll at most: a large restore
+/// queues many primaries behind the recovery throttle, each unassigned for a while.
+pub const MAX_EXPLAINED_PER_POLL: usize = 5;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRestoreInput {
@@ -93,7 +97,7 @@ pub struct CheckRestoreOutput {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum CheckRestoreAnswer {
-    Report(CheckRestoreOutput),
+    Report(Box<CheckRestoreOutput>),
     Cleanup(drill::Cleanup),
 }
 
@@ -127,13 +131,13 @@ pub async fn run(
     match input.drill {
         Some(drill) => drill::check(deps, &drill, &indices)
             .await
-            .map(CheckRestoreAnswer::Report),
+            .map(|output| CheckRestoreAnswer::Report(Box::new(output))),
         None => {
             let report = report(deps, &indices).await?;
-            Ok(CheckRestoreAnswer::Report(CheckRestoreOutput {
+            Ok(CheckRestoreAnswer::Report(Box::new(CheckRestoreOutput {
                 report,
                 drill: None,
-            }))
+            })))
         }
     }
 }
@@ -145,19 +149,25 @@ pub async fn report(deps: &Deps, indices: &[&str]) -> Result<RestoreReport> {
     let health = os.health_of(indices).await?;
     let mut per_index = Vec::new();
     let mut failures = Vec::new();
+    let mut explained = 0;
     let mut started_at: Option<i64> = None;
     for index in indices {
         let recovery = recoveries.get(*index).cloned().unwrap_or_default();
         let index_health = health.indices.get(*index);
         let primaries_total = index_health.map_or(0, |h| h.number_of_shards);
         let progress = index_progress(index, &recovery, index_health);
-        for shard in 0..primaries_total {
-            let recovering = recovery.shards.iter().any(|s| s.primary && s.id == shard);
-            if recovering {
-                continue;
+        let any_unassigned = index_health.is_some_and(|h| h.unassigned_shards > 0);
+        let waiting = (0..primaries_total)
+            .filter(|shard| !recovery.shards.iter().any(|s| s.primary && s.id == *shard));
+        for shard in waiting {
+            if !any_unassigned || explained == MAX_EXPLAINED_PER_POLL {
+                break;
             }
-            if let Some(reason) = unallocatable(deps, index, shard).await? {
-                failures.push(format!("[{index}][{shard}] primary: {reason}"));
+            explained += 1;
+            match unallocatable(deps, index, shard).await? {
+                Some(reason) => failures.push(format!("[{index}][{shard}] primary: {reason}")),
+                // Waiting its turn (allocation throttled): the ones after it wait too.
+                None => break,
             }
         }
         started_at = recovery
