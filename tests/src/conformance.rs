@@ -97,6 +97,38 @@ pub mod probes {
                 Some("invalid_snapshot_name_exception"),
             ),
             probe(
+                "restore over an open index",
+                http::Method::POST,
+                format!("/_snapshot/ossnap/{existing}/_restore"),
+                Some(json!({"indices": "logs-2026.11"})),
+                (500, 500),
+                Some("snapshot_restore_exception"),
+            ),
+            probe(
+                "a limit of one shard per node",
+                http::Method::PUT,
+                "/_cluster/settings",
+                Some(json!({"persistent": {"cluster.max_shards_per_node": 1}})),
+                (200, 200),
+                None,
+            ),
+            probe(
+                "restore beyond the shard limit",
+                http::Method::POST,
+                format!("/_snapshot/ossnap/{existing}/_restore"),
+                Some(json!({"indices": "logs-2026.11", "rename_pattern": "(.+)", "rename_replacement": "probe-$1"})),
+                (400, 400),
+                Some("validation_exception"),
+            ),
+            probe(
+                "the default shard limit again",
+                http::Method::PUT,
+                "/_cluster/settings",
+                Some(json!({"persistent": {"cluster.max_shards_per_node": null}})),
+                (200, 200),
+                None,
+            ),
+            probe(
                 "snapshot into a missing repository",
                 http::Method::PUT,
                 "/_snapshot/no-such-repository/probe",
@@ -310,6 +342,7 @@ impl Transcript {
 
 fn mask(value: &mut Value) {
     match value {
+        Value::String(text) => *text = mask_uuids(text),
         Value::Object(object) => {
             for (key, field) in object.iter_mut() {
                 if VOLATILE.contains(&key.as_str()) && !field.is_object() {
@@ -322,4 +355,28 @@ fn mask(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(mask),
         _ => {}
     }
+}
+
+/// `[repository:snapshot/<uuid>]` in a reason, with the uuid (22 URL-safe base64 characters)
+/// masked.
+fn mask_uuids(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let candidate = bytes[at] == b'/'
+            && bytes.get(at + 23) == Some(&b']')
+            && bytes[at + 1..at + 23]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+        if candidate {
+            out.push_str("/<masked>]");
+            at += 24;
+        } else {
+            let next = text[at..].chars().next().expect("within the text");
+            out.push(next);
+            at += next.len_utf8();
+        }
+    }
+    out
 }

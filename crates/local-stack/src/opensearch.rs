@@ -615,10 +615,15 @@ impl Emulator {
         let open = Self::open_shards(state);
         let limit = Self::max_shards_per_node(state);
         if open + adding > limit {
+            // 3.x names the kind of shards it counts (remote-backed indices are counted apart).
+            let kind = match self.config.profile {
+                crate::Profile::V2 => "",
+                crate::Profile::V3 => "LOCAL_ONLY ",
+            };
             return Err(ApiError::opensearch(
                 400,
                 "validation_exception",
-                format!("Validation Failed: 1: this action would add [{adding}] total shards, but this cluster currently has [{open}]/[{limit}] maximum shards open;"),
+                format!("Validation Failed: 1: this action would add [{adding}] total {kind}shards, but this cluster currently has [{open}]/[{limit}] maximum {kind}shards open;"),
             ));
         }
         Ok(())
@@ -674,10 +679,22 @@ impl Emulator {
                 }
                 if value.is_null() {
                     state.settings.remove(key);
-                } else {
-                    state.settings.insert(key.clone(), value.clone());
+                    continue;
                 }
-                acknowledged[scope][key] = value.clone();
+                state.settings.insert(key.clone(), value.clone());
+                // Answered nested, every value a string, as OpenSearch renders settings.
+                let text = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned);
+                let mut node = &mut acknowledged[scope];
+                let parts: Vec<&str> = key.split('.').collect();
+                for part in &parts[..parts.len() - 1] {
+                    if node.get(*part).is_none() {
+                        node[*part] = json!({});
+                    }
+                    node = &mut node[*part];
+                }
+                node[parts[parts.len() - 1]] = json!(text);
             }
         }
         self.save(&state)?;

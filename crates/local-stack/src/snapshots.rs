@@ -1598,9 +1598,11 @@ impl Emulator {
             let state = self.state.lock().unwrap();
             for (_, target) in &targets {
                 if state.indices.contains_key(target) {
-                    return Err(restore_error(format!(
-                        "cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name"
-                    )));
+                    return Err(ApiError::opensearch(
+                        500,
+                        "snapshot_restore_exception",
+                        format!("[{repository_name}:{name}/{}] cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name", entry.uuid),
+                    ));
                 }
             }
         }
@@ -1611,16 +1613,22 @@ impl Emulator {
                 .map_err(|error| restore_error(error.to_string()))?;
             restored.push((target.clone(), index));
         }
-        let replicas = match index_settings.get("index.number_of_replicas") {
-            None => 1,
-            Some(value) => value
-                .as_u64()
-                .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
-                .ok_or_else(|| {
-                    ApiError::illegal_argument(format!(
-                        "Failed to parse value [{value}] for setting [index.number_of_replicas]"
-                    ))
-                })? as u32,
+        // index_settings override what the snapshot's index metadata says.
+        let replicas_override = match index_settings.get("index.number_of_replicas") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .as_u64()
+                    .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+                    .ok_or_else(|| {
+                        ApiError::illegal_argument(format!(
+                            "Failed to parse value [{value}] for setting [index.number_of_replicas]"
+                        ))
+                    })? as u32,
+            ),
+        };
+        let replicas_of = |index: &repository_writer::RestoredIndex| {
+            replicas_override.or(index.number_of_replicas).unwrap_or(1)
         };
         let required_node = index_settings
             .get("index.routing.allocation.require._name")
@@ -1638,7 +1646,9 @@ impl Emulator {
             let mut state = self.state.lock().unwrap();
             let adding: u64 = restored
                 .iter()
-                .map(|(_, index)| u64::from(index.number_of_shards) * u64::from(1 + replicas))
+                .map(|(_, index)| {
+                    u64::from(index.number_of_shards) * u64::from(1 + replicas_of(index))
+                })
                 .sum();
             self.check_shard_limit(&state, adding)?;
             for (target, restored_index) in restored {
@@ -1646,7 +1656,7 @@ impl Emulator {
                     random_base64_uuid(),
                     started,
                     restored_index.number_of_shards,
-                    replicas,
+                    replicas_of(&restored_index),
                     restored_index.mappings,
                 );
                 index.recovery = Some(Recovery {

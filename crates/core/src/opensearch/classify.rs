@@ -140,10 +140,14 @@ fn classify_opensearch(status: u16, call: &str, error_type: &str, body: &ErrorBo
                 "restore into a cluster of the snapshot's version or newer; indices older than the previous major version must be reindexed first",
             )
         }
-        "validation_exception" if body.reason.contains("maximum shards open") => (
+        "validation_exception"
+            if body.reason.contains("maximum") && body.reason.contains("shards open") =>
+        {
+            (
             ErrorKind::InsufficientCapacity,
             "raise cluster.max_shards_per_node, add data nodes, delete or shrink indices, or restore fewer indices",
-        ),
+            )
+        }
         "snapshot_restore_exception" => (
             ErrorKind::RestoreFailed,
             "see the reason; the snapshot may be unusable for this restore",
@@ -336,6 +340,7 @@ mod tests {
             ("snapshot_restore_exception", "[r:s/u] cannot restore index [logs] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name", 500, ErrorKind::RestoreConflict),
             ("snapshot_restore_exception", "[r:s/u] the snapshot was created with OpenSearch version [3.8.0] which is higher than the version of this node [2.19.6]", 500, ErrorKind::IncompatibleVersion),
             ("validation_exception", "Validation Failed: 1: this action would add [2] total shards, but this cluster currently has [1]/[1] maximum shards open;", 400, ErrorKind::InsufficientCapacity),
+            ("validation_exception", "Validation Failed: 1: this action would add [2] total LOCAL_ONLY shards, but this cluster currently has [4]/[1] maximum LOCAL_ONLY shards open;", 400, ErrorKind::InsufficientCapacity),
             ("snapshot_restore_exception", "[r:s] unsupported snapshot state [FAILED]", 500, ErrorKind::RestoreFailed),
             ("some_new_exception", "?", 503, ErrorKind::Unavailable),
             ("some_new_exception", "?", 429, ErrorKind::Throttled),
