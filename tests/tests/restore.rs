@@ -514,3 +514,51 @@ async fn a_second_cluster_restores_from_a_read_only_registration() {
     assert!(refused.message().contains("OpenSearch 3.1.0"), "{refused}");
     newer.shutdown().await;
 }
+
+/// `latest` is the newest healthy snapshot ossnap took: not a newer failed one, nor another
+/// tool's.
+#[tokio::test]
+async fn latest_is_the_newest_healthy_snapshot_of_ours() {
+    let stack = TestStack::start().await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, ORDERS, 2).await;
+    stack.register(&deps).await;
+    take_snapshot(&deps, "ossnap-20261101-020000", None).await;
+    take_snapshot(&deps, "ossnap-20261102-020000", None).await;
+    // Another tool's, newer, with a name that is not ours.
+    deps.opensearch
+        .create_snapshot("ossnap", "manual-20261104", &json!({"indices": ORDERS}))
+        .await
+        .unwrap();
+    ossnap_tests::stack::wait_until_idle(&deps).await;
+    // Ours, newer, FAILED.
+    stack
+        .control()
+        .set_next_snapshot_outcome(ossnap_local_stack::SnapshotOutcome::Failed {
+            reason: "disk".into(),
+        });
+    snapshot::run(
+        &deps,
+        invocation(snapshot::SnapshotInput {
+            snapshot: Some("ossnap-20261103-020000".into()),
+            ..Default::default()
+        }),
+        "failed",
+    )
+    .await
+    .unwrap();
+    ossnap_tests::stack::wait_until_idle(&deps).await;
+
+    let planned = restore(
+        &deps,
+        RestoreInput {
+            rename_pattern: Some("(.+)".into()),
+            rename_replacement: Some("r-$1".into()),
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(planned.snapshot, "ossnap-20261102-020000");
+}

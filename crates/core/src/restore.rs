@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::function::{prepare, Deps};
 use crate::names;
 use crate::opensearch::{model, CatAllocation, VersionedSnapshot};
+use crate::retention::taken_at;
 use crate::snapshot::{OSSNAP, TAKEN_BY};
 use crate::status::MIN_WAIT_SECONDS;
 
@@ -30,6 +31,8 @@ use crate::status::MIN_WAIT_SECONDS;
 pub const SECURITY_INDEX: &str = ".opendistro_security";
 /// `snapshot: "latest"` is the newest healthy snapshot ossnap took.
 pub const LATEST: &str = "latest";
+/// How many of the newest SUCCESS snapshots with ossnap's names `latest` reads before it gives up.
+const LATEST_CANDIDATES: usize = 10;
 /// OpenSearch's default `cluster.max_shards_per_node`.
 pub const DEFAULT_MAX_SHARDS_PER_NODE: u64 = 1000;
 /// OpenSearch's default `cluster.routing.allocation.disk.watermark.low`: above it, a node takes
@@ -360,18 +363,35 @@ async fn find_snapshot(
                 )
             });
     }
-    deps.opensearch
-        .get_versioned_snapshots(repository, &["_all"])
+    // A verbose listing reads every snapshot's metadata from the repository: list names and
+    // states, then read ours newest first until a healthy one.
+    let prefix = &deps.settings.prefix;
+    let mut candidates: Vec<(time::OffsetDateTime, String)> = deps
+        .opensearch
+        .get_snapshots(repository, &["_all"], false)
         .await?
         .into_iter()
-        .filter(|s| is_healthy_and_ours(&s.info))
-        .max_by_key(|s| s.info.start_time_in_millis.unwrap_or(0))
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::SnapshotMissing,
-                format!("[{repository}] holds no healthy snapshot taken by ossnap: name the snapshot to restore"),
-            )
-        })
+        .filter(|s| s.state.as_deref() == Some(model::SUCCESS))
+        .filter_map(|s| Some((taken_at(prefix, &s.snapshot)?, s.snapshot)))
+        .collect();
+    candidates.sort();
+    for (_, name) in candidates.iter().rev().take(LATEST_CANDIDATES) {
+        let found = deps
+            .opensearch
+            .get_versioned_snapshots(repository, &[name])
+            .await?
+            .into_iter()
+            .find(|s| &s.info.snapshot == name && is_healthy_and_ours(&s.info));
+        if let Some(snapshot) = found {
+            return Ok(snapshot);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::SnapshotMissing,
+        format!(
+            "[{repository}] holds no healthy snapshot taken by ossnap among its newest {LATEST_CANDIDATES} named {prefix}-yyyymmdd-hhmmss: name the snapshot to restore"
+        ),
+    ))
 }
 
 fn is_healthy_and_ours(info: &model::SnapshotInfo) -> bool {
