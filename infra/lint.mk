@@ -10,7 +10,7 @@
 
 INFRA_DIR        := infra
 INFRA_TEMPLATE   := $(INFRA_DIR)/template.yaml
-INFRA_ASL        := $(INFRA_DIR)/statemachine/snapshot.asl.json
+INFRA_ASL        := $(INFRA_DIR)/statemachine/snapshot.asl.json $(INFRA_DIR)/statemachine/restore.asl.json
 INFRA_FIXTURE    := $(INFRA_DIR)/fixtures/insecure-blog.yaml
 INFRA_VENV       := $(INFRA_DIR)/.venv
 INFRA_PYTHON     ?= python3
@@ -45,8 +45,10 @@ lint-infra: infra-tools
 	$(CFN_LINT) -- $(INFRA_TEMPLATE)
 	@echo "== checkov: $(INFRA_TEMPLATE)"
 	$(CHECKOV) --file $(INFRA_TEMPLATE)
-	@echo "== asl-validator: $(INFRA_ASL)"
-	$(ASL_VALIDATOR) --json-path $(INFRA_ASL)
+	for asl in $(INFRA_ASL); do \
+		echo "== asl-validator: $$asl"; \
+		$(ASL_VALIDATOR) --json-path $$asl || exit 1; \
+	done
 	@echo "== negative fixture $(INFRA_FIXTURE): every gate must reject it"
 	@report=$$($(CFN_LINT) -- $(INFRA_FIXTURE) 2>&1) \
 		&& { echo "FAIL: cfn-lint accepted the insecure fixture"; exit 1; }; \

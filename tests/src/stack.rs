@@ -61,7 +61,14 @@ impl TestStack {
 
     /// ossnap's dependencies with `extra` variables on top of [`Self::env`]; sleeps return at once.
     pub fn deps(&self, extra: &[(&str, &str)]) -> Deps {
+        self.deps_at(&self.local.opensearch_endpoint(), extra)
+    }
+
+    /// [`Self::deps`] for the cluster at `endpoint` (another cluster sharing this stack's S3).
+    pub fn deps_at(&self, endpoint: &str, extra: &[(&str, &str)]) -> Deps {
         let mut vars = self.env();
+        vars.retain(|(name, _)| name != "OPENSEARCH_ENDPOINT");
+        vars.push(("OPENSEARCH_ENDPOINT".to_string(), endpoint.to_string()));
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = Settings::from_env(&Environment::from_pairs(vars)).expect("valid settings");
         let config = self.local.config();
@@ -81,8 +88,7 @@ impl TestStack {
         };
         let clock = Clock::without_sleeps();
         Deps {
-            opensearch: OpenSearch::new(&self.local.opensearch_endpoint(), auth, clock.clone())
-                .expect("a valid endpoint"),
+            opensearch: OpenSearch::new(endpoint, auth, clock.clone()).expect("a valid endpoint"),
             settings,
             clock,
         }

@@ -1,4 +1,5 @@
-//! The state machine as it deploys (`infra/statemachine/snapshot.asl.json`), run on this machine.
+//! The state machines as they deploy (`infra/statemachine/snapshot.asl.json`, and
+//! `restore.asl.json` with [`Workflow::use_state_machine`]), run on this machine.
 //!
 //! aws-local-stepfunctions (`workflow/run.mjs`, under the Node 22 that `make workflow-tools`
 //! installs) interprets the ASL; its Task states call the Lambda Invoke API served here, which
@@ -39,13 +40,19 @@ const FAILURE_TOPIC: &str = "ossnap-failures";
 pub const FAILED_RUNS_ALARM: &str = "FailedRunsAlarm";
 
 /// Each function's DefinitionSubstitutions key in `infra/template.yaml`, and its binary.
-pub const FUNCTIONS: [(&str, &str); 5] = [
+pub const FUNCTIONS: [(&str, &str); 7] = [
     ("RegisterFunctionArn", "register"),
     ("SnapshotFunctionArn", "snapshot"),
     ("CheckStatusFunctionArn", "check-status"),
     ("VerifyFunctionArn", "verify"),
     ("RetentionFunctionArn", "retention"),
+    ("RestoreFunctionArn", "restore"),
+    ("CheckRestoreFunctionArn", "check-restore"),
 ];
+/// The snapshot workflow, which the schedule starts.
+pub const SNAPSHOT_STATE_MACHINE: &str = "infra/statemachine/snapshot.asl.json";
+/// The restore workflow, started by hand.
+pub const RESTORE_STATE_MACHINE: &str = "infra/statemachine/restore.asl.json";
 /// The function whose invocations are the polls of a running snapshot.
 const POLLING_FUNCTION: &str = "check-status";
 
@@ -276,6 +283,8 @@ pub struct Workflow {
     server: tokio::task::JoinHandle<()>,
     /// Executions of the state machine that the runs' ListExecutions finds running beside them.
     other_running_executions: Vec<String>,
+    /// The definition the runs interpret, relative to the workspace.
+    definition: &'static str,
 }
 
 impl Workflow {
@@ -327,7 +336,13 @@ impl Workflow {
             invocations,
             server,
             other_running_executions: Vec::new(),
+            definition: SNAPSHOT_STATE_MACHINE,
         })
+    }
+
+    /// Makes the following runs interpret `definition` ([`SNAPSHOT_STATE_MACHINE`] by default).
+    pub fn use_state_machine(&mut self, definition: &'static str) {
+        self.definition = definition;
     }
 
     /// Makes the following runs find these executions running beside them (an overlap).
@@ -348,7 +363,7 @@ impl Workflow {
         let mut runner = Command::new(node_binary()?)
             .arg(workspace_path("workflow/run.mjs"))
             .arg("--definition")
-            .arg(workspace_path("infra/statemachine/snapshot.asl.json"))
+            .arg(workspace_path(self.definition))
             .arg("--substitutions")
             .arg(self.substitutions().to_string())
             .arg("--invoke-endpoint")

@@ -49,24 +49,72 @@ const ACTIONS_WITHOUT_RESOURCE_LEVEL: [&str; 8] = [
 const BUCKET_ARN: &str = "arn:${AWS::Partition}:s3:::${SnapshotBucketName}";
 const REPOSITORY_OBJECTS_ARN: &str =
     "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/${SnapshotBasePath}/*";
-/// The only domain paths a policy may name: the repository and what is under it.
+/// The only domain paths a policy may name: the repository and what is under it ...
 const DOMAIN_SNAPSHOT_PATHS: &str = "${DomainArn}/_snapshot/";
+/// ... the metadata restore plans with and check-restore follows a recovery with, read-only
+/// (allocation explain is a POST that changes nothing) ...
+const DOMAIN_METADATA_READS: [(&str, &str); 10] = [
+    ("es:ESHttpGet", "${DomainArn}/"),
+    ("es:ESHttpGet", "${DomainArn}/_cat/indices"),
+    ("es:ESHttpGet", "${DomainArn}/_cat/allocation"),
+    ("es:ESHttpGet", "${DomainArn}/_cluster/health"),
+    ("es:ESHttpGet", "${DomainArn}/_cluster/health/*"),
+    ("es:ESHttpGet", "${DomainArn}/_cluster/settings"),
+    ("es:ESHttpGet", "${DomainArn}/*/_recovery"),
+    ("es:ESHttpGet", "${DomainArn}/*/_stats/indexing"),
+    ("es:ESHttpGet", "${DomainArn}/*/_count"),
+    ("es:ESHttpPost", "${DomainArn}/_cluster/allocation/explain"),
+];
+/// ... and the restore drill's copies, which only check-restore deletes.
+const DRILL_COPIES: (&str, &str, &str) = (
+    "CheckRestoreFunction",
+    "es:ESHttpDelete",
+    "${DomainArn}/ossnap-drill-*",
+);
 
 /// Functions that never call OpenSearch, so hold no `es:` grant and no role mapping.
 const S3_ONLY_FUNCTIONS: [&str; 1] = ["VerifyFunction"];
 
-/// The input each function accepts (they reject unknown fields), keyed by its logical id.
-const FUNCTION_INPUTS: [(&str, &[&str]); 5] = [
-    ("RegisterFunction", &[]),
-    ("SnapshotFunction", &["scheduled_time", "run_id"]),
-    ("CheckStatusFunction", &["repository", "snapshot"]),
-    ("VerifyFunction", &["repository", "snapshot", "resume_from"]),
-    ("RetentionFunction", &["repository"]),
+/// The inputs each function is given by the workflows (they reject unknown fields), keyed by its
+/// logical id: each Task passes exactly one of them.
+const FUNCTION_INPUTS: [(&str, &[&[&str]]); 7] = [
+    ("RegisterFunction", &[&[]]),
+    ("SnapshotFunction", &[&["scheduled_time", "run_id"]]),
+    ("CheckStatusFunction", &[&["repository", "snapshot"]]),
+    (
+        "VerifyFunction",
+        &[&["repository", "snapshot", "resume_from"]],
+    ),
+    ("RetentionFunction", &[&["repository"]]),
+    (
+        "RestoreFunction",
+        &[
+            &[
+                "repository",
+                "snapshot",
+                "indices",
+                "rename_pattern",
+                "rename_replacement",
+                "include_aliases",
+                "index_settings",
+                "ignore_index_settings",
+                "partial",
+                "dry_run",
+            ],
+            // The restore drill's start.
+            &["repository", "snapshot", "drill"],
+        ],
+    ),
+    (
+        "CheckRestoreFunction",
+        &[&["indices"], &["indices", "drill"], &["drill_cleanup"]],
+    ),
 ];
 
 /// Functions of which two copies must never run at once: every path of the workflow to them
 /// passes through the overlap guard, a listing of the state machine's running executions.
-const SINGLE_FLIGHT_FUNCTIONS: [&str; 2] = ["SnapshotFunction", "RetentionFunction"];
+const SINGLE_FLIGHT_FUNCTIONS: [&str; 3] =
+    ["SnapshotFunction", "RetentionFunction", "RestoreFunction"];
 const OVERLAP_GUARD: &str = "aws-sdk:sfn:listExecutions";
 
 // ------------------------------------------------------------------------------------ loading
@@ -306,6 +354,12 @@ fn least_privilege_violations(template: &Yaml) -> Vec<String> {
                         && own_state_machine_arns(template).contains(&resource))
             } else if resource.starts_with("${DomainArn}") {
                 resource.starts_with(DOMAIN_SNAPSHOT_PATHS)
+                    || actions.iter().all(|action| {
+                        DOMAIN_METADATA_READS.contains(&(action.as_str(), resource.as_str()))
+                    })
+                    || (place.as_str() == DRILL_COPIES.0
+                        && actions == [DRILL_COPIES.1]
+                        && resource == DRILL_COPIES.2)
             } else {
                 // A single resource of this stack, or the key a parameter names.
                 referenced_id(&resource).is_some_and(|id| {
@@ -641,22 +695,7 @@ fn state_machine_violations(template: &Yaml, machine: &StateMachine) -> Vec<Stri
             }
         };
         violations.extend(lambda_task_violations(template, &place, state, &function));
-        let notifies = state["Catch"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|catcher| {
-                catcher["ErrorEquals"]
-                    .as_array()
-                    .is_some_and(|e| e.contains(&"States.ALL".into()))
-                    && catcher["Next"]
-                        .as_str()
-                        .and_then(|next| states.get(next))
-                        .is_some_and(|next| {
-                            target_of(next) == Target::Service("sns:publish".into())
-                        })
-            });
-        if !notifies {
+        if !catches_into_notification(template, machine, state, 0) {
             violations.push(format!(
                 "{place}: no Catch of States.ALL into an SNS notification"
             ));
@@ -664,6 +703,50 @@ fn state_machine_violations(template: &Yaml, machine: &StateMachine) -> Vec<Stri
     }
     violations.extend(overlap_violations(template, machine));
     violations
+}
+
+/// Whether the state catches States.ALL into an SNS notification, directly or through a cleanup
+/// Task whose own catch and next both lead to one.
+fn catches_into_notification(
+    template: &Yaml,
+    machine: &StateMachine,
+    state: &Json,
+    depth: usize,
+) -> bool {
+    let states = &machine.definition["States"];
+    let notifies = |name: &Json| {
+        name.as_str()
+            .and_then(|next| states.get(next))
+            .is_some_and(|next| {
+                let target = task_target(template, machine, &next["Resource"]);
+                target == Target::Service("sns:publish".into())
+                    || (depth == 0
+                        && matches!(target, Target::Function(_))
+                        && notifies_next(template, machine, next)
+                        && catches_into_notification(template, machine, next, depth + 1))
+            })
+    };
+    state["Catch"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|catcher| {
+            catcher["ErrorEquals"]
+                .as_array()
+                .is_some_and(|e| e.contains(&"States.ALL".into()))
+                && notifies(&catcher["Next"])
+        })
+}
+
+/// Whether the state's Next is the SNS notification.
+fn notifies_next(template: &Yaml, machine: &StateMachine, state: &Json) -> bool {
+    state["Next"]
+        .as_str()
+        .and_then(|next| machine.definition["States"].get(next))
+        .is_some_and(|next| {
+            task_target(template, machine, &next["Resource"])
+                == Target::Service("sns:publish".into())
+        })
 }
 
 /// The states reachable from StartAt without passing through the overlap guard.
@@ -788,7 +871,7 @@ fn lambda_task_violations(
             "{place}: TimeoutSeconds {timeout} does not outlast {function}'s own timeout"
         ));
     }
-    if let Some((_, fields)) = FUNCTION_INPUTS.iter().find(|(id, _)| *id == function) {
+    if let Some((_, inputs)) = FUNCTION_INPUTS.iter().find(|(id, _)| *id == function) {
         let given: BTreeSet<String> = state["Parameters"]
             .as_object()
             .map(|p| {
@@ -797,10 +880,13 @@ fn lambda_task_violations(
                     .collect()
             })
             .unwrap_or_default();
-        let expected: BTreeSet<String> = fields.iter().map(|f| f.to_string()).collect();
-        if given != expected || state.get("Parameters").is_none() {
+        let expected: Vec<BTreeSet<String>> = inputs
+            .iter()
+            .map(|fields| fields.iter().map(|f| f.to_string()).collect())
+            .collect();
+        if !expected.contains(&given) || state.get("Parameters").is_none() {
             violations.push(format!(
-                "{place}: passes {given:?} to {function}, which accepts exactly {expected:?}"
+                "{place}: passes {given:?} to {function}, which accepts one of {expected:?}"
             ));
         }
     }
@@ -1597,5 +1683,45 @@ fn an_alarm_fires_when_the_newest_healthy_snapshot_is_older_than_the_schedule_al
     assert_eq!(
         template["Parameters"]["ScheduleExpression"]["Default"].as_str(),
         Some("cron(0 2 * * ? *)")
+    );
+}
+
+#[test]
+fn restore_reads_metadata_and_deletes_only_the_drill_copies() {
+    let template = load_template(TEMPLATE);
+    let widen = |sid: &str, resource: &str| {
+        let mut widened = template.clone();
+        let statements = widened["Resources"]["CheckRestoreFunction"]["Properties"]["Policies"][0]
+            ["Statement"]
+            .as_sequence_mut()
+            .expect("check-restore's statements");
+        let statement = statements
+            .iter_mut()
+            .find(|s| s["Sid"].as_str() == Some(sid))
+            .expect("the statement");
+        statement["Resource"] = Yaml::String(resource.to_string());
+        least_privilege_violations(&widened)
+    };
+    let any_index = widen("DeleteRestoreDrillCopiesOnly", "${DomainArn}/*");
+    assert_eq!(any_index.len(), 1, "{any_index:?}");
+    assert!(any_index[0].contains("es:ESHttpDelete"), "{any_index:?}");
+    let any_read = widen("ReadRecoveryHealthAndCounts", "${DomainArn}/*/_search");
+    assert_eq!(any_read.len(), 1, "{any_read:?}");
+
+    // The drill's failure path cleans up, then notifies; a cleanup that goes elsewhere does not count.
+    let mut astray = template.clone();
+    let machine = &mut astray["Resources"]["SnapshotStateMachine"]["Properties"];
+    let definition: Json = serde_json::from_str(&read("statemachine/snapshot.asl.json")).unwrap();
+    let mut definition = definition;
+    definition["States"]["CleanUpDrill"]["Next"] = Json::String("Retention".into());
+    machine.as_mapping_mut().unwrap().remove("DefinitionUri");
+    machine["Definition"] = serde_yaml::to_value(&definition).unwrap();
+    let violations = workflow_violations(&astray);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v
+                .contains("StartRestoreDrill: no Catch of States.ALL into an SNS notification")),
+        "{violations:?}"
     );
 }

@@ -14,7 +14,7 @@ const SCHEDULED_NAME: &str = "ossnap-20261128-020000";
 /// What each Wait and Retry pause really lasts: the emulator's snapshots take 200 ms.
 const PAUSE: Duration = Duration::from_millis(40);
 
-const HAPPY_PATH: [&str; 14] = [
+const HAPPY_PATH: [&str; 16] = [
     "CollectInput",
     "NormaliseInput",
     "FindRunningExecutions",
@@ -27,6 +27,9 @@ const HAPPY_PATH: [&str; 14] = [
     "StartVerify",
     "Verify",
     "IsVerifyComplete",
+    // The restore drill is off by default: restore answers skipped.
+    "StartRestoreDrill",
+    "IsDrillStarted",
     "Retention",
     "Done",
 ];
@@ -138,13 +141,15 @@ async fn the_happy_path_snapshots_verifies_and_applies_retention() {
         .expect("retention answered");
     assert_eq!(retention["kept"][0]["snapshot"], SCHEDULED_NAME);
     assert!(execution.notifications.is_empty());
+    // The restore drill, off by default, costs two transitions and one short invocation
+    // (restore answers skipped).
     assert_eq!(
         (
             execution.transitions(),
             execution.invocations.len(),
             execution.polls()
         ),
-        (14, 5, 1)
+        (16, 6, 1)
     );
     // The one 30 s wait, and the run's real seconds.
     let took = execution.virtual_duration().as_secs_f64();

@@ -26,6 +26,8 @@ pub mod var {
     pub const INDICES: &str = "SNAPSHOT_INDICES";
     pub const SERVER_SIDE_ENCRYPTION: &str = "SNAPSHOT_SERVER_SIDE_ENCRYPTION";
     pub const READONLY: &str = "SNAPSHOT_READONLY";
+    pub const RESTORE_DRILL: &str = "RESTORE_DRILL";
+    pub const RESTORE_DRILL_MAX_BYTES: &str = "RESTORE_DRILL_MAX_BYTES";
     pub const REGION: &str = "AWS_REGION";
 }
 
@@ -36,6 +38,8 @@ pub const DEFAULT_PREFIX: &str = "ossnap";
 /// refuses to exclude a plain name that does not exist (`index_not_found_exception`), and a
 /// domain without fine-grained access control has no security index.
 pub const DEFAULT_INDICES: &str = "*,-.opendistro_security*";
+/// The restore drill restores nothing bigger (1 GiB) unless told otherwise.
+pub const DEFAULT_RESTORE_DRILL_MAX_BYTES: u64 = 1 << 30;
 
 /// A read-only view of the process environment, so tests can hand in their own.
 #[derive(Debug, Clone, Default)]
@@ -147,6 +151,10 @@ pub struct Settings {
     pub indices: String,
     pub server_side_encryption: bool,
     pub readonly: bool,
+    /// The snapshot workflow's restore drill is on.
+    pub restore_drill: bool,
+    /// The drill skips snapshots whose smallest index is bigger.
+    pub restore_drill_max_bytes: u64,
 }
 
 impl Settings {
@@ -188,6 +196,16 @@ impl Settings {
             indices: env.get(var::INDICES).unwrap_or(DEFAULT_INDICES).to_string(),
             server_side_encryption: env.flag(var::SERVER_SIDE_ENCRYPTION)?,
             readonly: env.flag(var::READONLY)?,
+            restore_drill: env.flag(var::RESTORE_DRILL)?,
+            restore_drill_max_bytes: match env.get(var::RESTORE_DRILL_MAX_BYTES) {
+                None => DEFAULT_RESTORE_DRILL_MAX_BYTES,
+                Some(text) => text.trim().parse().map_err(|_| {
+                    Error::config(format!(
+                        "{}={text:?} is not a number of bytes, e.g. 1073741824 for 1 GiB",
+                        var::RESTORE_DRILL_MAX_BYTES
+                    ))
+                })?,
+            },
         })
     }
 }

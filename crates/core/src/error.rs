@@ -29,11 +29,20 @@ pub enum ErrorKind {
     Unavailable,
     /// The snapshot is not complete in the bucket (missing or damaged blobs).
     VerificationFailed,
+    /// A restore would overwrite open indices of the same name: delete or close them, or rename.
+    RestoreConflict,
+    /// The snapshot was written by a newer version than the cluster, or holds indices too old
+    /// for the cluster's major version.
+    IncompatibleVersion,
+    /// The cluster lacks the shards (`cluster.max_shards_per_node`) or the disk for the restore.
+    InsufficientCapacity,
+    /// A started restore cannot complete: shards that cannot be allocated, or a refused restore.
+    RestoreFailed,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order: the one list of names the ASL may use.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::ConfigError,
         ErrorKind::AuthError,
         ErrorKind::RepositoryMissing,
@@ -44,6 +53,10 @@ impl ErrorKind {
         ErrorKind::Throttled,
         ErrorKind::Unavailable,
         ErrorKind::VerificationFailed,
+        ErrorKind::RestoreConflict,
+        ErrorKind::IncompatibleVersion,
+        ErrorKind::InsufficientCapacity,
+        ErrorKind::RestoreFailed,
     ];
 
     /// The `errorType` the Lambda reports.
@@ -59,6 +72,10 @@ impl ErrorKind {
             ErrorKind::Throttled => "Throttled",
             ErrorKind::Unavailable => "Unavailable",
             ErrorKind::VerificationFailed => "VerificationFailed",
+            ErrorKind::RestoreConflict => "RestoreConflict",
+            ErrorKind::IncompatibleVersion => "IncompatibleVersion",
+            ErrorKind::InsufficientCapacity => "InsufficientCapacity",
+            ErrorKind::RestoreFailed => "RestoreFailed",
         }
     }
 

@@ -1,7 +1,8 @@
 //! ossnap-core: everything ossnap's Lambda functions do, behind thin `main.rs` files.
 //!
-//! - [`register`], [`snapshot`], [`status`], [`retention`]: the operations, one per function, each with its
-//!   input and output shapes and its Lambda `handle`.
+//! - [`register`], [`snapshot`], [`status`], [`retention`], [`restore`], [`check_restore`]: the
+//!   operations, one per function, each with its input and output shapes and its Lambda `handle`;
+//!   [`drill`]: the snapshot workflow's restore drill, run by `restore` and `check-restore`.
 //! - [`opensearch`]: the client (SigV4, basic or no auth), the API calls, and the classification
 //!   of error responses into the one [`error`] taxonomy whose names Step Functions matches.
 //! - [`budget`]: each function's worst case of calls and pauses, and the Lambda timeout from it.
@@ -13,8 +14,11 @@
 //!   environment; [`names`]: validation before any request; [`clock`]: injected time.
 #[cfg(feature = "opensearch")]
 pub mod budget;
+pub mod check_restore;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "opensearch")]
+pub mod drill;
 pub mod error;
 pub mod event;
 pub mod function;
@@ -25,6 +29,8 @@ pub mod names;
 pub mod opensearch;
 #[cfg(feature = "opensearch")]
 pub mod register;
+#[cfg(feature = "opensearch")]
+pub mod restore;
 #[cfg(feature = "opensearch")]
 pub mod retention;
 #[cfg(feature = "opensearch")]

@@ -70,6 +70,36 @@ pub fn validate_repository_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// An index name as OpenSearch accepts it (`MetadataCreateIndexService.validateIndexName`).
+pub fn validate_index_name(name: &str) -> Result<()> {
+    let invalid = |reason: &str| {
+        Err(Error::config(format!(
+            "invalid index name [{name}]: {reason}"
+        )))
+    };
+    if name.is_empty() {
+        return invalid("cannot be empty");
+    }
+    if name.to_lowercase() != name {
+        return invalid("must be lowercase");
+    }
+    if name.starts_with(['_', '-', '+']) {
+        return invalid("must not start with '_', '-', or '+'");
+    }
+    if name == "." || name == ".." {
+        return invalid("must not be '.' or '..'");
+    }
+    if name.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':']) {
+        return invalid(
+            "must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?, #, :]",
+        );
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return invalid("must be at most 255 bytes long");
+    }
+    Ok(())
+}
+
 /// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
 pub fn validate_role_arn(arn: &str) -> Result<()> {
     let invalid = |reason: &str| {

@@ -179,13 +179,24 @@ pub fn suggested_wait(status: &SnapshotStatus) -> u64 {
         .stats
         .as_ref()
         .and_then(|s| s.time_in_millis)
-        .unwrap_or(0)
-        .max(0) as f64;
-    let remaining_s = match progress(status) {
-        Some(done) if done > 0.0 => elapsed_ms / 1000.0 * (1.0 - done) / done,
-        _ => elapsed_ms / 1000.0,
-    };
-    (remaining_s.ceil() as u64).clamp(MIN_WAIT_SECONDS, MAX_WAIT_SECONDS)
+        .unwrap_or(0);
+    wait_from_progress(elapsed_ms, progress(status))
+}
+
+/// The pause before the next poll of work that has run `elapsed_ms` and is `done` (a share in
+/// [0, 1]) along: the time left at the same pace, clamped to [30 s, 15 min]; without progress,
+/// as long as it has run. Shared by check-status and check-restore.
+pub fn wait_from_progress(elapsed_ms: i64, done: Option<f64>) -> u64 {
+    (remaining_seconds(elapsed_ms, done).ceil() as u64).clamp(MIN_WAIT_SECONDS, MAX_WAIT_SECONDS)
+}
+
+/// The time left at the pace so far; without progress, as long as it has run.
+pub fn remaining_seconds(elapsed_ms: i64, done: Option<f64>) -> f64 {
+    let elapsed_s = elapsed_ms.max(0) as f64 / 1000.0;
+    match done {
+        Some(done) if done > 0.0 => elapsed_s * (1.0 - done) / done,
+        _ => elapsed_s,
+    }
 }
 
 /// The share done, in [0, 1]: the furthest along of bytes, files and shards, since a shard

@@ -18,6 +18,9 @@ pub(crate) struct ClusterState {
     pub indices: BTreeMap<String, IndexState>,
     pub repositories: BTreeMap<String, RepositoryConfig>,
     pub role_mappings: BTreeMap<String, RoleMapping>,
+    /// Persistent cluster settings, flat (`cluster.max_shards_per_node`).
+    #[serde(default)]
+    pub settings: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,9 +65,45 @@ pub(crate) struct IndexState {
     pub shards: Vec<ShardState>,
     #[serde(default)]
     pub aliases: std::collections::BTreeSet<String>,
-    /// `{repository}:{snapshot}` when the index was restored from a snapshot (for `_recovery`).
+    /// How the index came back from a snapshot, when it did (for `_recovery` and health).
     #[serde(default)]
-    pub restored_from: Option<String>,
+    pub recovery: Option<Recovery>,
+    /// Documents indexed since the index was opened (`_stats/indexing`'s `index_total`).
+    #[serde(default)]
+    pub index_total: u64,
+}
+
+/// A restore's recovery: every primary copies its files from the repository at the same pace,
+/// over `duration_millis`; with `required_node` naming another node the primaries are never
+/// allocated (`index.routing.allocation.require._name`), as a real cluster leaves them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Recovery {
+    pub repository: String,
+    pub snapshot: String,
+    pub started_millis: i64,
+    pub duration_millis: i64,
+    /// (files, bytes) of each shard in the snapshot.
+    pub shards: Vec<(u64, u64)>,
+    pub required_node: Option<String>,
+}
+
+impl Recovery {
+    /// The share copied at `now`, in [0, 1].
+    pub fn share(&self, now: i64) -> f64 {
+        if self.duration_millis <= 0 {
+            return 1.0;
+        }
+        ((now - self.started_millis) as f64 / self.duration_millis as f64).clamp(0.0, 1.0)
+    }
+
+    pub fn unallocatable(&self) -> bool {
+        self.required_node.is_some()
+    }
+
+    /// Every primary recovered.
+    pub fn done(&self, now: i64) -> bool {
+        !self.unallocatable() && self.share(now) >= 1.0
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -97,7 +136,8 @@ impl IndexState {
             mappings,
             shards: vec![ShardState::default(); number_of_shards as usize],
             aliases: Default::default(),
-            restored_from: None,
+            recovery: None,
+            index_total: 0,
         }
     }
 
@@ -108,6 +148,7 @@ impl IndexState {
     pub fn index_document(&mut self, id: String, source: Value) {
         let shard = self.shard_of(&id);
         self.shards[shard].pending.insert(id, source);
+        self.index_total += 1;
     }
 
     pub fn document(&self, id: &str) -> Option<&Value> {
@@ -146,6 +187,14 @@ impl IndexState {
                 documents,
             });
             shard.next_generation += 1;
+        }
+    }
+
+    /// Primaries that no node holds: never allocated, or still recovering at `now`.
+    pub fn inactive_primaries(&self, now: i64) -> u32 {
+        match &self.recovery {
+            Some(recovery) if !recovery.done(now) => self.number_of_shards,
+            _ => 0,
         }
     }
 

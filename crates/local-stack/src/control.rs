@@ -103,6 +103,7 @@ pub struct Control {
     red_indices: Mutex<BTreeSet<String>>,
     automated: Mutex<Option<AutomatedSnapshot>>,
     requests: Mutex<Vec<LoggedRequest>>,
+    disk_available: Mutex<Option<u64>>,
 }
 
 impl Control {
@@ -126,6 +127,15 @@ impl Control {
             faults.remove(position);
         }
         Some(fault)
+    }
+
+    /// The node's free disk as `_cat/allocation` reports it (default: most of a 100 GiB disk).
+    pub fn set_disk_available(&self, bytes: u64) {
+        *self.disk_available.lock().unwrap() = Some(bytes);
+    }
+
+    pub(crate) fn disk_available(&self) -> Option<u64> {
+        *self.disk_available.lock().unwrap()
     }
 
     /// Added before every OpenSearch request.
@@ -157,10 +167,6 @@ impl Control {
 
     pub fn is_red(&self, index: &str) -> bool {
         self.red_indices.lock().unwrap().contains(index)
-    }
-
-    pub(crate) fn any_red(&self) -> bool {
-        !self.red_indices.lock().unwrap().is_empty()
     }
 
     /// Starts an automated snapshot in `cs-automated` that runs for `duration`; returns its name.

@@ -15,6 +15,7 @@
 //! | `POST /_local/next-snapshot` | `{"outcome":"never_finishes"}`, `{"outcome":"failed","reason":".."}`, `{"outcome":"partial"}` | how the next snapshot ends |
 //! | `POST /_local/automated-snapshot` | `{"duration_ms": N}` | a `cs-automated` snapshot runs for N ms |
 //! | `POST /_local/indices/{index}/red` (`/green`) | | primaries unassigned: health red, snapshots FAILED (PARTIAL with `partial`) |
+//! | `PUT /_local/disk` | `{"available_bytes": N}` | the node's free disk in `_cat/allocation` |
 //! | `GET /_local/requests` | | `[{"method","path","query","status","error_type"}]` |
 //! | `DELETE /_local/requests` | | clears the log |
 
@@ -380,6 +381,24 @@ impl LocalStack {
         }
     }
 
+    /// Another emulated cluster (a second domain) with the same S3 server and bucket, its own
+    /// state under `data_dir/<name>`, answering as `profile`: the other side of a restore into
+    /// another domain, or of a version mismatch.
+    pub async fn start_another_cluster(
+        &self,
+        name: &str,
+        profile: Profile,
+    ) -> Result<AnotherCluster, Error> {
+        let mut config = self.config.clone();
+        config.data_dir = self.config.data_dir.join(name);
+        config.opensearch_port = 0;
+        config.profile = profile;
+        config.engine = Engine::Emulator;
+        let emulator = Arc::new(opensearch::Emulator::load(config, self.s3_client())?);
+        let server = http_server::serve_opensearch(emulator.clone(), 0).await?;
+        Ok(AnotherCluster { emulator, server })
+    }
+
     /// Stops accepting connections, aborts running snapshots (the emulator's) or stops the
     /// node, and waits for open connections to finish (bounded), leaving the data directory in
     /// place.
@@ -392,5 +411,27 @@ impl LocalStack {
             OpenSearchServer::Real(node) => node.stop().await,
         }
         self.s3.stop().await;
+    }
+}
+
+/// A second emulated cluster sharing a [`LocalStack`]'s S3 server (see
+/// [`LocalStack::start_another_cluster`]); stopped when dropped.
+pub struct AnotherCluster {
+    emulator: Arc<opensearch::Emulator>,
+    server: http_server::RunningServer,
+}
+
+impl AnotherCluster {
+    pub fn opensearch_endpoint(&self) -> String {
+        format!("http://{}", self.server.address)
+    }
+
+    pub fn control(&self) -> &Control {
+        &self.emulator.control
+    }
+
+    pub async fn shutdown(self) {
+        self.emulator.abort_running_snapshots();
+        self.server.stop().await;
     }
 }

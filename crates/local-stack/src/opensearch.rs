@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
-use crate::cluster::{ClusterState, IndexState, StateFile};
+use crate::cluster::{ClusterState, IndexState, Recovery, StateFile};
 use crate::control::{Control, Fault, LoggedRequest, SnapshotOutcome};
 use crate::errors::ApiError;
 use crate::ids::random_base64_uuid;
@@ -19,6 +19,13 @@ use crate::security::{self, Principal, RoleMapping, MANAGE_SNAPSHOTS};
 use crate::snapshots::RunningSnapshot;
 use crate::Profile;
 use crate::{sigv4, AuthMode, Error, LocalStackConfig};
+
+/// The emulated cluster's one node.
+pub(crate) const NODE_NAME: &str = "ossnap-local";
+/// Its disk, of which the indices use a sliver unless a test says otherwise.
+const DISK_TOTAL_BYTES: u64 = 100 << 30;
+/// OpenSearch's default `cluster.max_shards_per_node`.
+const DEFAULT_MAX_SHARDS_PER_NODE: u64 = 1000;
 
 /// `http.max_content_length` is 100mb on OpenSearch; the emulator has no use for more than this.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -423,9 +430,15 @@ impl Emulator {
         let method = call.method.as_str();
         match (method, segments.as_slice()) {
             ("GET", []) => self.cluster_info(call),
-            ("GET", ["_cluster", "health"]) | ("GET", ["_cluster", "health", _]) => {
-                self.cluster_health(call)
+            ("GET", ["_cluster", "health"]) => self.cluster_health(call, None),
+            ("GET", ["_cluster", "health", indices]) => self.cluster_health(call, Some(indices)),
+            ("GET" | "POST", ["_cluster", "allocation", "explain"]) => {
+                self.allocation_explain(call)
             }
+            ("GET", ["_cluster", "settings"]) => self.get_cluster_settings(call),
+            ("PUT", ["_cluster", "settings"]) => self.put_cluster_settings(call),
+            ("GET", ["_cat", "indices"]) => self.cat_indices(call),
+            ("GET", ["_cat", "allocation"]) => self.cat_allocation(call),
             (_, ["_snapshot", ..]) | (_, ["_cat", "snapshots" | "repositories", ..]) => {
                 self.route_snapshot(call, &segments).await
             }
@@ -439,6 +452,7 @@ impl Emulator {
             ("PUT" | "POST", [index, "_doc", id]) => self.index_document(call, index, Some(id)),
             ("GET", [index, "_doc", id]) => self.get_document(call, index, id),
             ("GET" | "POST", [index, "_count"]) => self.count(call, index),
+            ("GET", [index, "_stats", "indexing"]) => self.indexing_stats(call, index),
             ("POST", ["_aliases"]) => self.update_aliases(call),
             ("GET", [index, "_recovery"]) => self.recovery(call, index),
             // Documents are searchable as soon as they are indexed here: refreshing is a no-op.
@@ -465,12 +479,19 @@ impl Emulator {
     fn cluster_info(&self, call: &Call) -> Handled {
         call.allow_parameters(&[])?;
         let (number, _) = self.config.profile.version();
+        // What 2.x and 3.x nodes answer: 3.x reads indices of 2.x and later only.
+        let (wire, oldest_index) = match self.config.profile {
+            crate::Profile::V2 => ("7.10.0", "7.0.0"),
+            crate::Profile::V3 => ("2.19.0", "2.0.0"),
+            crate::Profile::Es77 => ("6.8.0", "6.0.0-beta1"),
+            crate::Profile::Es68 => ("5.6.0", "5.0.0"),
+        };
         let state = self.state.lock().unwrap();
         let mut info = json!({
             "name": "ossnap-local",
             "cluster_name": "123456789012:ossnap-local",
             "cluster_uuid": state.cluster_uuid,
-            "version": {"distribution": "opensearch", "number": number, "build_type": "tar", "build_hash": "0000000000000000000000000000000000000000", "build_date": "2024-09-01T00:00:00.000000000Z", "build_snapshot": false, "lucene_version": "9.11.1", "minimum_wire_compatibility_version": "7.10.0", "minimum_index_compatibility_version": "7.0.0"},
+            "version": {"distribution": "opensearch", "number": number, "build_type": "tar", "build_hash": "0000000000000000000000000000000000000000", "build_date": "2024-09-01T00:00:00.000000000Z", "build_snapshot": false, "lucene_version": "9.11.1", "minimum_wire_compatibility_version": wire, "minimum_index_compatibility_version": oldest_index},
             "tagline": "The OpenSearch Project: https://opensearch.org/"
         });
         if matches!(self.config.profile, Profile::Es77 | Profile::Es68) {
@@ -484,7 +505,7 @@ impl Emulator {
         Reply::ok(info)
     }
 
-    fn cluster_health(&self, call: &Call) -> Handled {
+    fn cluster_health(&self, call: &Call, indices: Option<&str>) -> Handled {
         call.allow_parameters(&[
             "level",
             "local",
@@ -500,22 +521,59 @@ impl Emulator {
             "expand_wildcards",
             "awareness_attribute",
         ])?;
+        let now = now_millis();
         let state = self.state.lock().unwrap();
-        let mut primaries = 0u32;
-        let mut unassigned = 0u32;
+        let named: Option<Vec<&str>> = indices.map(|list| list.split(',').collect());
+        let mut per_index = Map::new();
+        let (mut active, mut initializing, mut unassigned) = (0u32, 0u32, 0u32);
         for (name, index) in &state.indices {
-            if self.control.is_red(name) {
-                unassigned += index.number_of_shards;
-            } else {
-                primaries += index.number_of_shards;
+            if named
+                .as_ref()
+                .is_some_and(|names| !names.contains(&name.as_str()))
+            {
+                continue;
             }
+            let (index_active, index_initializing, index_unassigned) = if self.control.is_red(name)
+            {
+                (0, 0, index.number_of_shards)
+            } else {
+                match &index.recovery {
+                    Some(recovery) if recovery.unallocatable() => (0, 0, index.number_of_shards),
+                    Some(recovery) if !recovery.done(now) => (0, index.number_of_shards, 0),
+                    _ => (index.number_of_shards, 0, 0),
+                }
+            };
+            active += index_active;
+            initializing += index_initializing;
+            unassigned += index_unassigned;
+            let status = if index_active < index.number_of_shards {
+                "red"
+            } else {
+                "green"
+            };
+            per_index.insert(
+                name.clone(),
+                json!({
+                    "status": status,
+                    "number_of_shards": index.number_of_shards,
+                    "number_of_replicas": index.number_of_replicas,
+                    "active_primary_shards": index_active,
+                    "active_shards": index_active,
+                    "relocating_shards": 0,
+                    "initializing_shards": index_initializing,
+                    "unassigned_shards": index_unassigned,
+                }),
+            );
         }
-        let status = if self.control.any_red() {
+        let missing = named
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|name| !per_index.contains_key(*name)));
+        let status = if missing || active < active + initializing + unassigned {
             "red"
         } else {
             "green"
         };
-        Reply::ok(json!({
+        let mut body = json!({
             "cluster_name": "123456789012:ossnap-local",
             "status": status,
             "timed_out": false,
@@ -523,16 +581,289 @@ impl Emulator {
             "number_of_data_nodes": 1,
             "discovered_master": true,
             "discovered_cluster_manager": true,
-            "active_primary_shards": primaries,
-            "active_shards": primaries,
+            "active_primary_shards": active,
+            "active_shards": active,
             "relocating_shards": 0,
-            "initializing_shards": 0,
+            "initializing_shards": initializing,
             "unassigned_shards": unassigned,
             "delayed_unassigned_shards": 0,
             "number_of_pending_tasks": 0,
             "number_of_in_flight_fetch": 0,
             "task_max_waiting_in_queue_millis": 0,
-            "active_shards_percent_as_number": if primaries + unassigned == 0 { 100.0 } else { f64::from(primaries) * 100.0 / f64::from(primaries + unassigned) }
+            "active_shards_percent_as_number": if active + initializing + unassigned == 0 { 100.0 } else { f64::from(active) * 100.0 / f64::from(active + initializing + unassigned) }
+        });
+        if call.query.get("level").map(String::as_str) == Some("indices") {
+            body["indices"] = Value::Object(per_index);
+        }
+        Reply::ok(body)
+    }
+
+    /// Shards of open indices, replicas included: what `cluster.max_shards_per_node` limits.
+    fn open_shards(state: &ClusterState) -> u64 {
+        state
+            .indices
+            .values()
+            .map(|index| {
+                u64::from(index.number_of_shards) * u64::from(1 + index.number_of_replicas)
+            })
+            .sum()
+    }
+
+    fn max_shards_per_node(state: &ClusterState) -> u64 {
+        state
+            .settings
+            .get("cluster.max_shards_per_node")
+            .and_then(|value| value.as_u64().or_else(|| value.as_str()?.parse().ok()))
+            .unwrap_or(DEFAULT_MAX_SHARDS_PER_NODE)
+    }
+
+    /// OpenSearch's refusal of an action that would open more shards than the cluster allows.
+    pub(crate) fn check_shard_limit(
+        &self,
+        state: &ClusterState,
+        adding: u64,
+    ) -> Result<(), ApiError> {
+        let open = Self::open_shards(state);
+        let limit = Self::max_shards_per_node(state);
+        if open + adding > limit {
+            // 3.x names the kind of shards it counts (remote-backed indices are counted apart).
+            let kind = match self.config.profile {
+                crate::Profile::V2 | crate::Profile::Es77 | crate::Profile::Es68 => "",
+                crate::Profile::V3 => "LOCAL_ONLY ",
+            };
+            return Err(ApiError::opensearch(
+                400,
+                "validation_exception",
+                format!("Validation Failed: 1: this action would add [{adding}] total {kind}shards, but this cluster currently has [{open}]/[{limit}] maximum {kind}shards open;"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn get_cluster_settings(&self, call: &Call) -> Handled {
+        call.allow_parameters(&[
+            "include_defaults",
+            "flat_settings",
+            "master_timeout",
+            "cluster_manager_timeout",
+            "timeout",
+        ])?;
+        let state = self.state.lock().unwrap();
+        let persistent: Map<String, Value> = state.settings.clone().into_iter().collect();
+        let mut body = json!({"persistent": persistent, "transient": {}});
+        if call.flag("include_defaults", false)? {
+            body["defaults"] =
+                json!({"cluster.max_shards_per_node": DEFAULT_MAX_SHARDS_PER_NODE.to_string()});
+        }
+        Reply::ok(body)
+    }
+
+    /// `PUT _cluster/settings`: the persistent and transient settings the emulator knows
+    /// (`cluster.max_shards_per_node`), kept alike; `null` resets one.
+    fn put_cluster_settings(&self, call: &Call) -> Handled {
+        call.allow_parameters(&[
+            "flat_settings",
+            "master_timeout",
+            "cluster_manager_timeout",
+            "timeout",
+        ])?;
+        let body = call.required_json()?;
+        let mut state = self.state.lock().unwrap();
+        let mut acknowledged = json!({"acknowledged": true, "persistent": {}, "transient": {}});
+        for scope in ["persistent", "transient"] {
+            let Some(settings) = body.get(scope).and_then(Value::as_object) else {
+                continue;
+            };
+            for (key, value) in settings {
+                match key.as_str() {
+                    "cluster.max_shards_per_node"
+                    | "snapshot.max_concurrent_operations"
+                    | "cluster.routing.allocation.disk.threshold_enabled"
+                    | "cluster.routing.allocation.disk.watermark.low"
+                    | "cluster.routing.allocation.disk.watermark.high"
+                    | "cluster.routing.allocation.disk.watermark.flood_stage" => {}
+                    other => {
+                        return Err(ApiError::illegal_argument(format!(
+                            "{scope} setting [{other}], not recognized"
+                        )))
+                    }
+                }
+                if value.is_null() {
+                    state.settings.remove(key);
+                    continue;
+                }
+                state.settings.insert(key.clone(), value.clone());
+                // Answered nested, every value a string, as OpenSearch renders settings.
+                let text = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned);
+                let mut node = &mut acknowledged[scope];
+                let parts: Vec<&str> = key.split('.').collect();
+                for part in &parts[..parts.len() - 1] {
+                    if node.get(*part).is_none() {
+                        node[*part] = json!({});
+                    }
+                    node = &mut node[*part];
+                }
+                node[parts[parts.len() - 1]] = json!(text);
+            }
+        }
+        self.save(&state)?;
+        Reply::ok(acknowledged)
+    }
+
+    /// `_cat/indices?format=json` (the columns ossnap reads; every index is open here).
+    fn cat_indices(&self, call: &Call) -> Handled {
+        call.allow_parameters(&[
+            "format",
+            "h",
+            "expand_wildcards",
+            "bytes",
+            "s",
+            "v",
+            "health",
+            "pri",
+        ])?;
+        let now = now_millis();
+        let state = self.state.lock().unwrap();
+        let rows: Vec<Value> = state
+            .indices
+            .iter()
+            .map(|(name, index)| {
+                let health = if self.control.is_red(name) || index.inactive_primaries(now) > 0 {
+                    "red"
+                } else {
+                    "green"
+                };
+                json!({
+                    "health": health, "status": "open", "index": name, "uuid": index.uuid,
+                    "pri": index.number_of_shards.to_string(), "rep": index.number_of_replicas.to_string(),
+                    "docs.count": index.count().to_string(),
+                })
+            })
+            .collect();
+        Reply::ok(Value::Array(rows))
+    }
+
+    /// `_cat/allocation?format=json&bytes=b`: the one node's shards and disk.
+    fn cat_allocation(&self, call: &Call) -> Handled {
+        call.allow_parameters(&["format", "h", "bytes", "s", "v", "local"])?;
+        let state = self.state.lock().unwrap();
+        let shards: u64 = state
+            .indices
+            .values()
+            .map(|i| u64::from(i.number_of_shards))
+            .sum();
+        let available = self
+            .control
+            .disk_available()
+            .unwrap_or(DISK_TOTAL_BYTES - (1 << 20))
+            .min(DISK_TOTAL_BYTES);
+        let used = DISK_TOTAL_BYTES - available;
+        Reply::ok(json!([{
+            "shards": shards.to_string(),
+            "disk.indices": "0",
+            "disk.used": used.to_string(),
+            "disk.avail": available.to_string(),
+            "disk.total": DISK_TOTAL_BYTES.to_string(),
+            "disk.percent": (used * 100 / DISK_TOTAL_BYTES).to_string(),
+            "host": "127.0.0.1", "ip": "127.0.0.1", "node": NODE_NAME
+        }]))
+    }
+
+    /// `_cluster/allocation/explain` for one shard (body `index`, `shard`, `primary`).
+    fn allocation_explain(&self, call: &Call) -> Handled {
+        call.allow_parameters(&["include_yes_decisions", "include_disk_info"])?;
+        let body = call.json()?.unwrap_or(Value::Null);
+        let Some(index_name) = body["index"].as_str() else {
+            return Err(ApiError::illegal_argument(
+                "unable to find any unassigned shards to explain [ClusterAllocationExplainRequest[useAnyUnassignedShard=true,include_yes_decisions?=false]",
+            ));
+        };
+        let shard = body["shard"].as_u64().unwrap_or(0);
+        let primary = body["primary"].as_bool().unwrap_or(false);
+        let now = now_millis();
+        let (shards, recovery, red) = self.with_index(index_name, |index| {
+            (
+                index.number_of_shards,
+                index.recovery.clone(),
+                self.control.is_red(index_name),
+            )
+        })?;
+        if shard >= u64::from(shards) {
+            return Err(ApiError::illegal_argument(format!(
+                "No shard was specified in the explain API request for index [{index_name}] and shard [{shard}]"
+            )));
+        }
+        let node = json!({"id": self.node_id, "name": NODE_NAME, "transport_address": "127.0.0.1:9300", "attributes": {}, "weight_ranking": 1});
+        let unassigned = |reason: &str, details: String, decider: &str, explanation: String| {
+            json!({
+                "index": index_name, "shard": shard, "primary": primary,
+                "current_state": "unassigned",
+                "unassigned_info": {"reason": reason, "at": crate::snapshots::format_millis(now), "details": details, "last_allocation_status": "no"},
+                "can_allocate": "no",
+                "allocate_explanation": "cannot allocate because allocation is not permitted to any of the nodes",
+                "node_allocation_decisions": [{
+                    "node_id": self.node_id, "node_name": NODE_NAME, "transport_address": "127.0.0.1:9300",
+                    "node_attributes": {}, "node_decision": "no", "weight_ranking": 1,
+                    "deciders": [{"decider": decider, "decision": "NO", "explanation": explanation}]
+                }]
+            })
+        };
+        if !primary {
+            return Reply::ok(unassigned(
+                "INDEX_CREATED",
+                "a single-node cluster holds no replica".to_owned(),
+                "same_shard",
+                "a copy of this shard is already allocated to this node".to_owned(),
+            ));
+        }
+        if let Some(required) = recovery.as_ref().and_then(|r| r.required_node.clone()) {
+            let origin = recovery
+                .as_ref()
+                .map(|r| format!("{}/{}", r.repository, r.snapshot))
+                .unwrap_or_default();
+            return Reply::ok(unassigned(
+                "NEW_INDEX_RESTORED",
+                format!("restore_source[{origin}]"),
+                "filter",
+                format!("node does not match index setting [index.routing.allocation.require] filters [_name:\"{required}\"]"),
+            ));
+        }
+        if red {
+            return Reply::ok(unassigned(
+                "NODE_LEFT",
+                "node_left [the node holding the primary left the cluster]".to_owned(),
+                "replica_after_primary_active",
+                "no node holds a copy of this shard".to_owned(),
+            ));
+        }
+        let initializing = recovery.as_ref().is_some_and(|r| !r.done(now));
+        let mut answer = json!({
+            "index": index_name, "shard": shard, "primary": primary,
+            "current_state": if initializing { "initializing" } else { "started" },
+            "current_node": node,
+        });
+        if !initializing {
+            answer["can_remain_on_current_node"] = json!("yes");
+            answer["can_rebalance_cluster"] = json!("no");
+            answer["rebalance_explanation"] = json!("cannot rebalance as no target node exists that can both allocate this shard and improve the cluster balance");
+        } else {
+            answer["explanation"] = json!("the shard is in the process of initializing on node [ossnap-local], wait until initialization has completed");
+        }
+        Reply::ok(answer)
+    }
+
+    fn indexing_stats(&self, call: &Call, index_name: &str) -> Handled {
+        call.allow_parameters(&["level", "expand_wildcards", "ignore_unavailable"])?;
+        let (index_total, count) =
+            self.with_index(index_name, |index| (index.index_total, index.count()))?;
+        let indexing = json!({"index_total": index_total, "index_time_in_millis": 0, "index_current": 0, "index_failed": 0, "delete_total": 0, "delete_time_in_millis": 0, "delete_current": 0, "noop_update_total": 0, "is_throttled": false, "throttle_time_in_millis": 0});
+        let stats = json!({"docs": {"count": count, "deleted": 0}, "indexing": indexing});
+        Reply::ok(json!({
+            "_shards": {"total": 1, "successful": 1, "failed": 0},
+            "_all": {"primaries": stats, "total": stats},
+            "indices": {index_name: {"uuid": self.with_index(index_name, |i| i.uuid.clone())?, "primaries": stats, "total": stats}}
         }))
     }
 
@@ -775,8 +1106,23 @@ impl Emulator {
             "lenient",
             "analyze_wildcard",
         ])?;
-        let (count, shards) =
-            self.with_index(index_name, |index| (index.count(), index.number_of_shards))?;
+        let now = now_millis();
+        let (count, shards, inactive) = self.with_index(index_name, |index| {
+            (
+                index.count(),
+                index.number_of_shards,
+                index.inactive_primaries(now),
+            )
+        })?;
+        if inactive > 0 {
+            return Err(ApiError::opensearch_with(
+                503,
+                "search_phase_execution_exception",
+                "all shards failed",
+                Map::new(),
+                None,
+            ));
+        }
         Reply::ok(
             json!({"count": count, "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}}),
         )
@@ -823,37 +1169,61 @@ impl Emulator {
         Reply::acknowledged()
     }
 
-    /// `GET {index}/_recovery`: restores complete at once in the emulator.
-    fn recovery(&self, call: &Call, index_name: &str) -> Handled {
+    /// `GET {indices}/_recovery`: a restored index's primaries copy their files over the
+    /// restore's duration; unallocated primaries have no recovery, as on a real cluster.
+    fn recovery(&self, call: &Call, names: &str) -> Handled {
         call.allow_parameters(&["detailed", "active_only"])?;
-        let (shards, restored_from) = self.with_index(index_name, |index| {
-            (index.number_of_shards, index.restored_from.clone())
-        })?;
-        let shards: Vec<Value> = (0..shards)
-            .map(|id| {
-                let (kind, source) = match &restored_from {
-                    Some(origin) => {
-                        let (repository, snapshot) = origin.split_once(':').unwrap_or((origin, ""));
-                        ("SNAPSHOT", json!({"repository": repository, "snapshot": snapshot, "index": index_name}))
-                    }
-                    None => ("EMPTY_STORE", json!({})),
-                };
-                json!({
-                    "id": id, "type": kind, "stage": "DONE", "primary": true,
-                    "start_time_in_millis": 0, "total_time_in_millis": 0,
-                    "source": source,
-                    "target": {"id": self.node_id, "name": "ossnap-local"},
-                    "index": {
-                        "size": {"total_in_bytes": 0, "reused_in_bytes": 0, "recovered_in_bytes": 0, "percent": "100.0%"},
-                        "files": {"total": 0, "reused": 0, "recovered": 0, "percent": "100.0%"},
-                        "total_time_in_millis": 0, "source_throttle_time_in_millis": 0, "target_throttle_time_in_millis": 0
-                    },
-                    "translog": {"recovered": 0, "total": 0, "percent": "100.0%", "total_on_start": 0, "total_time_in_millis": 0},
-                    "verify_index": {"check_index_time_in_millis": 0, "total_time_in_millis": 0}
+        let now = now_millis();
+        let mut answer = Map::new();
+        for index_name in names.split(',') {
+            let (shards, recovery, created) = self.with_index(index_name, |index| {
+                (
+                    index.number_of_shards,
+                    index.recovery.clone(),
+                    index.creation_date,
+                )
+            })?;
+            if recovery.as_ref().is_some_and(Recovery::unallocatable) {
+                answer.insert(index_name.to_owned(), json!({"shards": []}));
+                continue;
+            }
+            let share = recovery.as_ref().map_or(1.0, |r| r.share(now));
+            let stage = if share >= 1.0 { "DONE" } else { "INDEX" };
+            let elapsed = (now - recovery.as_ref().map_or(created, |r| r.started_millis)).max(0);
+            let shards: Vec<Value> = (0..shards)
+                .map(|id| {
+                    let (kind, source, (files, bytes)) = match &recovery {
+                        Some(origin) => (
+                            "SNAPSHOT",
+                            json!({"repository": origin.repository, "snapshot": origin.snapshot, "version": self.config.profile.version().0, "index": index_name, "restoreUUID": origin.started_millis.to_string()}),
+                            origin.shards.get(id as usize).copied().unwrap_or((0, 0)),
+                        ),
+                        None => ("EMPTY_STORE", json!({}), (0, 0)),
+                    };
+                    let recovered_files = (files as f64 * share).floor() as u64;
+                    let recovered_bytes = (bytes as f64 * share).floor() as u64;
+                    let percent = |done: u64, total: u64| {
+                        if total == 0 { "100.0%".to_owned() } else { format!("{:.1}%", done as f64 * 100.0 / total as f64) }
+                    };
+                    json!({
+                        "id": id, "type": kind, "stage": stage, "primary": true,
+                        "start_time_in_millis": recovery.as_ref().map_or(created, |r| r.started_millis),
+                        "total_time_in_millis": elapsed,
+                        "source": source,
+                        "target": {"id": self.node_id, "host": "127.0.0.1", "transport_address": "127.0.0.1:9300", "ip": "127.0.0.1", "name": NODE_NAME},
+                        "index": {
+                            "size": {"total_in_bytes": bytes, "reused_in_bytes": 0, "recovered_in_bytes": recovered_bytes, "percent": percent(recovered_bytes, bytes)},
+                            "files": {"total": files, "reused": 0, "recovered": recovered_files, "percent": percent(recovered_files, files)},
+                            "total_time_in_millis": elapsed, "source_throttle_time_in_millis": 0, "target_throttle_time_in_millis": 0
+                        },
+                        "translog": {"recovered": 0, "total": 0, "percent": "100.0%", "total_on_start": 0, "total_time_in_millis": 0},
+                        "verify_index": {"check_index_time_in_millis": 0, "total_time_in_millis": 0}
+                    })
                 })
-            })
-            .collect();
-        Reply::ok(json!({index_name: {"shards": shards}}))
+                .collect();
+            answer.insert(index_name.to_owned(), json!({"shards": shards}));
+        }
+        Reply::ok(Value::Object(answer))
     }
 
     fn roles_mapping(&self, call: &Call, rest: &[&str]) -> Handled {
@@ -1003,6 +1373,18 @@ impl Emulator {
                         )
                     }
                     None => bad("expected {\"duration_ms\": N}".to_owned()),
+                }
+            }
+            ("PUT", ["_local", "disk"]) => {
+                match parsed()
+                    .ok()
+                    .and_then(|body| body["available_bytes"].as_u64())
+                {
+                    Some(bytes) => {
+                        self.control.set_disk_available(bytes);
+                        json_response(200, &json!({"acknowledged": true}))
+                    }
+                    None => bad("expected {\"available_bytes\": N}".to_owned()),
                 }
             }
             ("POST", ["_local", "indices", index, "red"]) => {

@@ -721,8 +721,12 @@ pub(crate) async fn clone_snapshot(
 #[derive(Debug, Clone)]
 pub(crate) struct RestoredIndex {
     pub number_of_shards: u32,
+    /// As the snapshot's index metadata says.
+    pub number_of_replicas: Option<u32>,
     pub mappings: Value,
     pub documents: Vec<(String, Value)>,
+    /// (files, bytes) each shard's snapshot lists.
+    pub shard_sizes: Vec<(u64, u64)>,
 }
 
 pub(crate) async fn restore_index(
@@ -749,12 +753,30 @@ pub(crate) async fn restore_index(
             .unwrap_or(Value::Null),
         _ => Value::Null,
     };
+    let settings = smile_to_json(&metadata)
+        .get(index_name)
+        .and_then(|index| index.get("settings"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let number_of_replicas: Option<u32> = settings
+        .get("index.number_of_replicas")
+        .or_else(|| {
+            settings
+                .get("index")
+                .and_then(|i| i.get("number_of_replicas"))
+        })
+        .and_then(|value| value.as_str()?.parse().ok());
     let shard_count = index.shard_generations.as_ref().map_or(1, Vec::len) as u32;
     let mut documents = Vec::new();
+    let mut shard_sizes = Vec::new();
     for shard in 0..shard_count {
         let blob = layout::shard_snapshot(&index.id, shard, &entry.uuid);
         let bytes = get_required(store, &blob).await?;
         let shard_snapshot = ShardSnapshot::from_blob(&bytes).map_err(format_error(&blob))?;
+        shard_sizes.push((
+            shard_snapshot.files.len() as u64,
+            shard_snapshot.files.iter().map(|file| file.length).sum(),
+        ));
         for file in shard_snapshot
             .files
             .iter()
@@ -780,8 +802,10 @@ pub(crate) async fn restore_index(
     }
     Ok(RestoredIndex {
         number_of_shards: shard_count,
+        number_of_replicas,
         mappings,
         documents,
+        shard_sizes,
     })
 }
 

@@ -13,7 +13,7 @@ use time::macros::format_description;
 use tokio::sync::watch;
 
 use crate::blob_store::BlobStore;
-use crate::cluster::{IndexState, RepositoryConfig};
+use crate::cluster::{IndexState, Recovery, RepositoryConfig};
 use crate::control::{SnapshotOutcome, AUTOMATED_REPOSITORY};
 use crate::errors::ApiError;
 use crate::ids::random_base64_uuid;
@@ -120,7 +120,7 @@ fn validate_snapshot_name(repository: &str, name: &str) -> Result<(), ApiError> 
 const DATE_TIME: &[time::format_description::FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
-fn format_millis(millis: i64) -> String {
+pub(crate) fn format_millis(millis: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .ok()
         .and_then(|moment| moment.format(DATE_TIME).ok())
@@ -133,11 +133,9 @@ fn snapshot_info_json(info: &SnapshotInfo, verbose: bool, version: (&str, i64)) 
     out.insert("snapshot".to_owned(), json!(info.name));
     out.insert("uuid".to_owned(), json!(info.uuid));
     if verbose {
-        out.insert(
-            "version_id".to_owned(),
-            json!(info.version_id.unwrap_or(version.1)),
-        );
-        out.insert("version".to_owned(), json!(version.0));
+        let version_id = info.version_id.unwrap_or(version.1);
+        out.insert("version_id".to_owned(), json!(version_id));
+        out.insert("version".to_owned(), json!(version_text(version_id)));
     }
     out.insert("indices".to_owned(), json!(info.indices));
     out.insert(
@@ -1501,6 +1499,7 @@ impl Emulator {
         let mut expressions = Vec::new();
         let mut ignore_unavailable = false;
         let mut rename: (Option<String>, Option<String>) = (None, None);
+        let mut index_settings = Map::new();
         for (key, value) in &body {
             match key.as_str() {
                 "indices" => expressions = Self::indices_field(value)?,
@@ -1511,8 +1510,12 @@ impl Emulator {
                 "rename_alias_pattern" | "rename_alias_replacement" => {}
                 "rename_pattern" => rename.0 = value.as_str().map(str::to_owned),
                 "rename_replacement" => rename.1 = value.as_str().map(str::to_owned),
-                "index_settings"
-                | "ignore_index_settings"
+                "index_settings" => {
+                    index_settings = flat_settings(value).ok_or_else(|| {
+                        ApiError::illegal_argument("malformed index_settings section")
+                    })?
+                }
+                "ignore_index_settings"
                 | "expand_wildcards"
                 | "allow_no_indices"
                 | "storage_type"
@@ -1550,6 +1553,16 @@ impl Emulator {
                 "unsupported snapshot state [{}]",
                 state.name()
             )));
+        }
+        let (node_version, _) = self.config.profile.version();
+        if let Some(written_by) = entry.version.as_deref() {
+            if version_key(written_by) > version_key(node_version) {
+                return Err(ApiError::opensearch(
+                    500,
+                    "snapshot_restore_exception",
+                    format!("[{repository_name}:{name}/{}] the snapshot was created with OpenSearch version [{written_by}] which is higher than the version of this node [{node_version}]", entry.uuid),
+                ));
+            }
         }
         let available: std::collections::BTreeMap<String, IndexState> = data
             .indices_of(&entry.uuid)
@@ -1596,9 +1609,11 @@ impl Emulator {
             let state = self.state.lock().unwrap();
             for (_, target) in &targets {
                 if state.indices.contains_key(target) {
-                    return Err(restore_error(format!(
-                        "cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name"
-                    )));
+                    return Err(ApiError::opensearch(
+                        500,
+                        "snapshot_restore_exception",
+                        format!("[{repository_name}:{name}/{}] cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name", entry.uuid),
+                    ));
                 }
             }
         }
@@ -1609,22 +1624,65 @@ impl Emulator {
                 .map_err(|error| restore_error(error.to_string()))?;
             restored.push((target.clone(), index));
         }
+        // index_settings override what the snapshot's index metadata says.
+        let replicas_override = match index_settings.get("index.number_of_replicas") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .as_u64()
+                    .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+                    .ok_or_else(|| {
+                        ApiError::illegal_argument(format!(
+                            "Failed to parse value [{value}] for setting [index.number_of_replicas]"
+                        ))
+                    })? as u32,
+            ),
+        };
+        let replicas_of = |index: &repository_writer::RestoredIndex| {
+            replicas_override.or(index.number_of_replicas).unwrap_or(1)
+        };
+        let required_node = index_settings
+            .get("index.routing.allocation.require._name")
+            .and_then(Value::as_str)
+            .filter(|node| *node != crate::opensearch::NODE_NAME)
+            .map(str::to_owned);
+        let started = now_millis();
+        let duration_millis = if wait {
+            0
+        } else {
+            self.config.snapshot_duration.as_millis() as i64
+        };
         let mut total_shards = 0;
         {
             let mut state = self.state.lock().unwrap();
+            let adding: u64 = restored
+                .iter()
+                .map(|(_, index)| {
+                    u64::from(index.number_of_shards) * u64::from(1 + replicas_of(index))
+                })
+                .sum();
+            self.check_shard_limit(&state, adding)?;
             for (target, restored_index) in restored {
                 let mut index = IndexState::new(
                     random_base64_uuid(),
-                    now_millis(),
+                    started,
                     restored_index.number_of_shards,
-                    1,
+                    replicas_of(&restored_index),
                     restored_index.mappings,
                 );
-                index.restored_from = Some(format!("{repository_name}:{name}"));
+                index.recovery = Some(Recovery {
+                    repository: repository_name.to_owned(),
+                    snapshot: name.to_owned(),
+                    started_millis: started,
+                    duration_millis,
+                    shards: restored_index.shard_sizes,
+                    required_node: required_node.clone(),
+                });
                 for (id, source) in restored_index.documents {
                     index.index_document(id, source);
                 }
                 index.seal();
+                index.index_total = 0;
                 total_shards += restored_index.number_of_shards;
                 state.indices.insert(target, index);
             }
@@ -1896,6 +1954,56 @@ fn cat_row(info: &SnapshotInfo) -> Vec<(&'static str, String)> {
         info.total_shards.to_string(),
     ];
     CAT_COLUMNS.into_iter().zip(values).collect()
+}
+
+/// Index settings as a flat map (`{"index": {"x": 1}}` and `{"index.x": 1}` alike, with the
+/// `index.` prefix), or `None` when they are not an object.
+fn flat_settings(value: &Value) -> Option<Map<String, Value>> {
+    fn flatten(prefix: &str, value: &Value, out: &mut Map<String, Value>) {
+        match value {
+            Value::Object(object) => {
+                for (key, child) in object {
+                    let key = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    flatten(&key, child, out);
+                }
+            }
+            other => {
+                let key = if prefix.starts_with("index.") {
+                    prefix.to_owned()
+                } else {
+                    format!("index.{prefix}")
+                };
+                out.insert(key, other.clone());
+            }
+        }
+    }
+    value.as_object()?;
+    let mut out = Map::new();
+    flatten("", value, &mut out);
+    Some(out)
+}
+
+/// The text of an OpenSearch version id (an Elasticsearch-style id with bit 27 set).
+fn version_text(id: i64) -> String {
+    let number = id & !0x0800_0000;
+    format!(
+        "{}.{}.{}",
+        number / 1_000_000,
+        (number / 10_000) % 100,
+        (number / 100) % 100
+    )
+}
+
+/// `major.minor.patch` as numbers, for ordering versions.
+fn version_key(version: &str) -> Vec<u32> {
+    version
+        .split(['.', '-'])
+        .map_while(|part| part.parse().ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -322,6 +322,23 @@ async fn restore_reads_back_what_the_snapshot_wrote() {
     client
         .ok("POST", "/_snapshot/backups/s1/_restore", None)
         .await;
+    // Without waiting, the restore runs on: the primaries recover from the repository, and
+    // searches fail until they are done, as on OpenSearch.
+    let recovering = client.ok("GET", "/orders/_recovery", None).await;
+    assert_eq!(recovering["orders"]["shards"][0]["type"], "SNAPSHOT");
+    assert_eq!(recovering["orders"]["shards"][0]["stage"], "INDEX");
+    assert_eq!(client.call("GET", "/orders/_count", None).await.status, 503);
+    let mut stages = Vec::new();
+    for _ in 0..200 {
+        let recovery = client.ok("GET", "/orders/_recovery", None).await;
+        let stage = recovery["orders"]["shards"][0]["stage"].clone();
+        stages.push(stage.clone());
+        if stage == "DONE" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stages.last(), Some(&json!("DONE")), "{stages:?}");
     assert_eq!(client.ok("GET", "/orders/_count", None).await["count"], 20);
     stack.shutdown().await;
 }

@@ -176,6 +176,43 @@ async fn every_response_of_a_full_session_matches_the_specification() {
         Some(json!({"indices": "orders", "rename_pattern": "(.+)", "rename_replacement": "s_$1"})),
     )
     .await;
+    // What restore and check-restore read while a restore runs.
+    os.ok("GET", "/r_orders,s_orders/_recovery", None).await;
+    os.ok(
+        "GET",
+        "/_cluster/health/r_orders,s_orders?level=indices",
+        None,
+    )
+    .await;
+    os.ok(
+        "GET",
+        "/_cat/indices?format=json&h=index,status&expand_wildcards=all",
+        None,
+    )
+    .await;
+    os.ok("GET", "/_cat/allocation?format=json&bytes=b", None)
+        .await;
+    os.ok(
+        "GET",
+        "/_cluster/settings?include_defaults=true&flat_settings=true",
+        None,
+    )
+    .await;
+    os.ok(
+        "PUT",
+        "/_cluster/settings",
+        Some(json!({"persistent": {"cluster.max_shards_per_node": 500}})),
+    )
+    .await;
+    os.ok(
+        "POST",
+        "/_cluster/allocation/explain",
+        Some(json!({"index": "s_orders", "shard": 0, "primary": true})),
+    )
+    .await;
+    os.ok("GET", "/r_orders/_stats/indexing", None).await;
+    os.ok("GET", "/_snapshot/backups/two/_status", None).await;
+    os.ok("GET", "/", None).await;
     os.ok("DELETE", "/_snapshot/backups/one,two", None).await;
     os.ok("DELETE", "/_snapshot/backups", None).await;
     os.ok("DELETE", "/orders", None).await;

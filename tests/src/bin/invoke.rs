@@ -14,12 +14,14 @@ use std::process::ExitCode;
 use ossnap_tests::{function_binary, LambdaProcess};
 use serde_json::Value;
 
-const FUNCTIONS: [&str; 5] = [
+const FUNCTIONS: [&str; 7] = [
     "register",
     "snapshot",
     "check-status",
     "verify",
     "retention",
+    "restore",
+    "check-restore",
 ];
 
 #[tokio::main]

@@ -153,6 +153,7 @@ impl Transcript {
 
 fn mask(value: &mut Value) {
     match value {
+        Value::String(text) => *text = mask_uuids(text),
         Value::Object(object) => {
             for (key, field) in object.iter_mut() {
                 if VOLATILE.contains(&key.as_str()) && !field.is_object() {
@@ -165,4 +166,28 @@ fn mask(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(mask),
         _ => {}
     }
+}
+
+/// `[repository:snapshot/<uuid>]` in a reason, with the uuid (22 URL-safe base64 characters)
+/// masked.
+fn mask_uuids(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let candidate = bytes[at] == b'/'
+            && bytes.get(at + 23) == Some(&b']')
+            && bytes[at + 1..at + 23]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+        if candidate {
+            out.push_str("/<masked>]");
+            at += 24;
+        } else {
+            let next = text[at..].chars().next().expect("within the text");
+            out.push(next);
+            at += next.len_utf8();
+        }
+    }
+    out
 }

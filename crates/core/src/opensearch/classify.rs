@@ -126,6 +126,32 @@ fn classify_opensearch(status: u16, call: &str, error_type: &str, body: &ErrorBo
                 "a snapshot with that name exists already",
             )
         }
+        "snapshot_restore_exception" if body.reason.contains("open index with same name") => (
+            ErrorKind::RestoreConflict,
+            "delete the existing index, close it, or restore under another name (rename_pattern and rename_replacement)",
+        ),
+        "snapshot_restore_exception" | "illegal_state_exception"
+            if body.reason.contains("version") && (body.reason.contains("higher than the version")
+                || body.reason.contains("minimum index compatibility")
+                || body.reason.contains("minimum compatible version")) =>
+        {
+            (
+                ErrorKind::IncompatibleVersion,
+                "restore into a cluster of the snapshot's version or newer; indices older than the previous major version must be reindexed first",
+            )
+        }
+        "validation_exception"
+            if body.reason.contains("maximum") && body.reason.contains("shards open") =>
+        {
+            (
+            ErrorKind::InsufficientCapacity,
+            "raise cluster.max_shards_per_node, add data nodes, delete or shrink indices, or restore fewer indices",
+            )
+        }
+        "snapshot_restore_exception" => (
+            ErrorKind::RestoreFailed,
+            "see the reason; the snapshot may be unusable for this restore",
+        ),
         "repository_verification_exception" => (
             ErrorKind::RepositoryVerificationFailed,
             "OpenSearch could not write to the bucket: check the snapshot role's trust policy (es.amazonaws.com) and its S3 permissions on the bucket and base path",
@@ -311,6 +337,11 @@ mod tests {
             ("index_not_found_exception", "no such index [logs]", 404, ErrorKind::ConfigError),
             ("repository_exception", "[r] could not read repository data from index blob", 500, ErrorKind::ConfigError),
             ("x_content_parse_exception", "[1:2] Unexpected character", 400, ErrorKind::ConfigError),
+            ("snapshot_restore_exception", "[r:s/u] cannot restore index [logs] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name", 500, ErrorKind::RestoreConflict),
+            ("snapshot_restore_exception", "[r:s/u] the snapshot was created with OpenSearch version [3.8.0] which is higher than the version of this node [2.19.6]", 500, ErrorKind::IncompatibleVersion),
+            ("validation_exception", "Validation Failed: 1: this action would add [2] total shards, but this cluster currently has [1]/[1] maximum shards open;", 400, ErrorKind::InsufficientCapacity),
+            ("validation_exception", "Validation Failed: 1: this action would add [2] total LOCAL_ONLY shards, but this cluster currently has [4]/[1] maximum LOCAL_ONLY shards open;", 400, ErrorKind::InsufficientCapacity),
+            ("snapshot_restore_exception", "[r:s] unsupported snapshot state [FAILED]", 500, ErrorKind::RestoreFailed),
             ("some_new_exception", "?", 503, ErrorKind::Unavailable),
             ("some_new_exception", "?", 429, ErrorKind::Throttled),
         ] {

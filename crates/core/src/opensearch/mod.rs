@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod classify;
+mod indices;
 pub mod model;
 
 use std::sync::Arc;
@@ -14,9 +15,11 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 pub use auth::{Auth, SigV4Signer};
+pub use indices::{SnapshotIndexSize, VersionedSnapshot};
 pub use model::{
-    ClusterHealth, FileStats, RepositoryDefinition, ShardCounts, ShardsStats, SnapshotInfo,
-    SnapshotStats, SnapshotStatus,
+    CatAllocation, CatIndex, ClusterHealth, FileStats, IndexHealth, IndexRecovery,
+    RepositoryDefinition, ShardCounts, ShardRecovery, ShardsStats, SnapshotInfo, SnapshotStats,
+    SnapshotStatus, VersionInfo,
 };
 
 use crate::clock::Clock;

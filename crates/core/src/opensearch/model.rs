@@ -156,6 +156,116 @@ pub struct ClusterHealth {
     pub status: String,
     #[serde(default)]
     pub cluster_name: Option<String>,
+    #[serde(default)]
+    pub number_of_data_nodes: u64,
+    #[serde(default)]
+    pub active_shards: u64,
+    #[serde(default)]
+    pub initializing_shards: u64,
+    #[serde(default)]
+    pub relocating_shards: u64,
+    #[serde(default)]
+    pub unassigned_shards: u64,
+    /// With `level=indices`: each index's health.
+    #[serde(default)]
+    pub indices: std::collections::BTreeMap<String, IndexHealth>,
+}
+
+/// One index of `GET _cluster/health/<indices>?level=indices`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct IndexHealth {
+    pub status: String,
+    #[serde(default)]
+    pub number_of_shards: u64,
+    #[serde(default)]
+    pub active_primary_shards: u64,
+    #[serde(default)]
+    pub unassigned_shards: u64,
+}
+
+/// `version` of `GET /`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VersionInfo {
+    pub number: String,
+    #[serde(default)]
+    pub distribution: Option<String>,
+    #[serde(default)]
+    pub minimum_index_compatibility_version: Option<String>,
+}
+
+/// One row of `GET _cat/indices?format=json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CatIndex {
+    pub index: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// One row of `GET _cat/allocation?format=json&bytes=b` (numbers come as strings; the row of
+/// unassigned shards has no disk figures).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CatAllocation {
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default, rename = "disk.avail")]
+    pub disk_avail: Option<String>,
+    #[serde(default, rename = "disk.used")]
+    pub disk_used: Option<String>,
+    #[serde(default, rename = "disk.total")]
+    pub disk_total: Option<String>,
+}
+
+/// One shard of `GET <indices>/_recovery`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ShardRecovery {
+    pub id: u64,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub stage: String,
+    #[serde(default)]
+    pub primary: bool,
+    #[serde(default)]
+    pub start_time_in_millis: Option<i64>,
+    #[serde(default)]
+    pub total_time_in_millis: Option<i64>,
+    #[serde(default)]
+    pub index: RecoveryIndex,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RecoveryIndex {
+    #[serde(default)]
+    pub size: RecoverySize,
+    #[serde(default)]
+    pub files: RecoveryFiles,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct RecoverySize {
+    #[serde(default)]
+    pub total_in_bytes: u64,
+    #[serde(default)]
+    pub reused_in_bytes: u64,
+    #[serde(default)]
+    pub recovered_in_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct RecoveryFiles {
+    #[serde(default)]
+    pub total: u64,
+    #[serde(default)]
+    pub reused: u64,
+    #[serde(default)]
+    pub recovered: u64,
+}
+
+/// One index of `GET <indices>/_recovery`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct IndexRecovery {
+    #[serde(default)]
+    pub shards: Vec<ShardRecovery>,
 }
 
 #[cfg(test)]
