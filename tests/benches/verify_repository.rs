@@ -1,11 +1,17 @@
-//! verify on a synthetic repository of 1,000 shards and 100,000 data blobs in the local S3:
-//! wall time, and the S3 requests made against what the layout needs (one listing page per
-//! shard folder and one for the root, plus one read per metadata blob). Data blobs are written
-//! straight into the S3 server's directory, which is much faster than 100,000 PUTs; verify
-//! then reads everything through the S3 API as it would on AWS.
+//! verify on synthetic repositories in the local S3. Data blobs are written straight into the S3
+//! server's directory, which is much faster than 100,000 PUTs; verify then reads everything
+//! through the S3 API as it would on AWS.
+//!
+//! 1. 1,000 shards and 100,000 data blobs: wall time, and the S3 requests made against what the
+//!    layout needs (one listing page per shard folder and one for the root, plus one read per
+//!    metadata blob).
+//! 2. 10,000 shards with 20 ms added to every S3 request (S3-like latency): verify as the
+//!    deployed function runs it, within the time budget its 300 s Lambda timeout leaves
+//!    (240 s), invoked again with `resume_from` until complete; then with a 30 s budget, to
+//!    show the work split over invocations.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ossnap_core::config::{Environment, Settings};
 use ossnap_core::event::Invocation;
@@ -17,9 +23,24 @@ use ossnap_tests::TestStack;
 use ossnap_verify::{Store, Verifier, VerifyInput};
 use serde_json::json;
 
-const INDICES: usize = 10;
-const SHARDS_PER_INDEX: usize = 100;
-const BLOBS_PER_SHARD: usize = 100;
+/// How large a synthetic repository is.
+#[derive(Clone, Copy)]
+struct Layout {
+    indices: usize,
+    shards_per_index: usize,
+    blobs_per_shard: usize,
+}
+
+const WIDE: Layout = Layout {
+    indices: 10,
+    shards_per_index: 100,
+    blobs_per_shard: 100,
+};
+const MANY_SHARDS: Layout = Layout {
+    indices: 100,
+    shards_per_index: 100,
+    blobs_per_shard: 5,
+};
 const BLOB_BYTES: usize = 64;
 const BASE_PATH: &str = "synthetic";
 const SNAPSHOT: &str = "synthetic-1";
@@ -33,7 +54,7 @@ fn write(root: &Path, blob: &str, bytes: &[u8]) {
 
 /// Writes the repository into the S3 server's directory for the bucket; returns the number of
 /// metadata blobs verify must read.
-fn synthesize(root: &Path) -> usize {
+fn synthesize(root: &Path, layout: Layout) -> usize {
     let mut data = RepositoryData::default();
     data.snapshots.push(SnapshotEntry {
         name: SNAPSHOT.into(),
@@ -46,7 +67,7 @@ fn synthesize(root: &Path) -> usize {
         slm_policy: None,
     });
     let mut index_names = Vec::new();
-    for index in 0..INDICES {
+    for index in 0..layout.indices {
         let (name, id) = (format!("logs-{index}"), format!("index-id-{index}"));
         data.indices.insert(
             name.clone(),
@@ -56,15 +77,14 @@ fn synthesize(root: &Path) -> usize {
                 shard_generations: None,
             },
         );
-        let metadata =
-            json!({ &name: {"settings": {"index.number_of_shards": SHARDS_PER_INDEX.to_string()}}});
+        let metadata = json!({ &name: {"settings": {"index.number_of_shards": layout.shards_per_index.to_string()}}});
         write(
             root,
             &layout::index_metadata(&id, UUID),
             &smile::write_blob(Codec::IndexMetadata, &metadata).unwrap(),
         );
-        for shard in 0..SHARDS_PER_INDEX as u32 {
-            let files: Vec<FileInfo> = (0..BLOBS_PER_SHARD)
+        for shard in 0..layout.shards_per_index as u32 {
+            let files: Vec<FileInfo> = (0..layout.blobs_per_shard)
                 .map(|n| FileInfo {
                     name: format!("__{shard}x{n}"),
                     physical_name: format!("_{n}.cfs"),
@@ -111,8 +131,8 @@ fn synthesize(root: &Path) -> usize {
         metadata: None,
         start_time: 0,
         end_time: 0,
-        total_shards: (INDICES * SHARDS_PER_INDEX) as u32,
-        successful_shards: (INDICES * SHARDS_PER_INDEX) as u32,
+        total_shards: (layout.indices * layout.shards_per_index) as u32,
+        successful_shards: (layout.indices * layout.shards_per_index) as u32,
         failures: vec![],
     };
     write(root, &layout::snapshot_info(UUID), &info.to_blob().unwrap());
@@ -123,12 +143,18 @@ fn synthesize(root: &Path) -> usize {
     );
     write(root, &layout::root_index(0), &data.to_json().unwrap());
     // index-N, snap-, meta-, one metadata blob per index, one shard snapshot per shard.
-    1 + 2 + INDICES + INDICES * SHARDS_PER_INDEX
+    1 + 2 + layout.indices + layout.indices * layout.shards_per_index
 }
 
 #[tokio::main]
 async fn main() {
-    let stack = TestStack::start().await;
+    wide_repository().await;
+    many_shards_with_latency().await;
+}
+
+/// A stack whose bucket holds `layout` under [`BASE_PATH`]; returns the metadata blob count.
+async fn stack_with(layout: Layout, s3_latency: Duration) -> (TestStack, usize) {
+    let stack = TestStack::start_with(|config| config.s3_latency = s3_latency).await;
     let config = stack.local.config();
     let root = config
         .data_dir
@@ -136,35 +162,54 @@ async fn main() {
         .join(&config.bucket)
         .join(BASE_PATH);
     let started = Instant::now();
-    let metadata_blobs = synthesize(&root);
+    let metadata_blobs = synthesize(&root, layout);
     println!(
-        "synthetic repository written in {:.1}s",
+        "synthetic repository of {} shards written in {:.1}s",
+        layout.indices * layout.shards_per_index,
         started.elapsed().as_secs_f64()
     );
+    (stack, metadata_blobs)
+}
 
-    let verifier = Verifier {
+fn verifier(stack: &TestStack) -> Verifier {
+    Verifier {
         settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
         depth: ossnap_verify::Depth::default(),
         store: Store::new(stack.local.s3_client()),
         clock: ossnap_core::clock::Clock::system(),
-    };
+    }
+}
+
+async fn verify_once(
+    verifier: &Verifier,
+    resume_from: Option<usize>,
+    time_budget_seconds: Option<u64>,
+) -> ossnap_verify::VerifyOutput {
     let input = VerifyInput {
         snapshot: Some(SNAPSHOT.into()),
         base_path: Some(BASE_PATH.into()),
+        resume_from,
+        time_budget_seconds,
         ..VerifyInput::default()
     };
-    let started = Instant::now();
-    let output = ossnap_verify::run(
-        &verifier,
+    ossnap_verify::run(
+        verifier,
         Invocation {
             input,
             scheduled_time: None,
         },
     )
     .await
-    .expect("the synthetic snapshot verifies");
+    .expect("the synthetic snapshot verifies")
+}
+
+async fn wide_repository() {
+    let layout = WIDE;
+    let (stack, metadata_blobs) = stack_with(layout, Duration::ZERO).await;
+    let started = Instant::now();
+    let output = verify_once(&verifier(&stack), None, None).await;
     let wall = started.elapsed();
-    let shards = INDICES * SHARDS_PER_INDEX;
+    let shards = layout.indices * layout.shards_per_index;
     // One page for the root listing, one per shard folder (each holds fewer than 1,000 keys).
     let listing_pages = 1 + shards;
     let budget = ((listing_pages + metadata_blobs) as f64 * 1.01).floor() as u64;
@@ -181,9 +226,41 @@ async fn main() {
         "S3 requests: {} LIST + {} GET = {made} (0 HEAD); layout needs {listing_pages} listing pages + {metadata_blobs} metadata blobs; budget +1% = {budget}",
         output.s3_requests.list, output.s3_requests.get
     );
-    assert_eq!(output.blobs, shards * BLOBS_PER_SHARD);
+    assert_eq!(output.blobs, shards * layout.blobs_per_shard);
     assert!(
         made <= budget,
         "{made} requests, over the budget of {budget}"
     );
+}
+
+async fn many_shards_with_latency() {
+    let (stack, _) = stack_with(MANY_SHARDS, Duration::from_millis(20)).await;
+    let verifier = verifier(&stack);
+    for budget in [240, 30] {
+        let started = Instant::now();
+        let mut resume_from = None;
+        let mut invocations = Vec::new();
+        loop {
+            let invocation_started = Instant::now();
+            let output = verify_once(&verifier, resume_from, Some(budget)).await;
+            invocations.push((output.shards, invocation_started.elapsed().as_secs_f64()));
+            resume_from = output.resume_from;
+            if output.complete {
+                assert!(output.verified);
+                assert_eq!(output.shards_total, 10_000);
+                break;
+            }
+        }
+        let checked: usize = invocations.iter().map(|(shards, _)| shards).sum();
+        let longest = invocations
+            .iter()
+            .map(|(_, seconds)| *seconds)
+            .fold(0.0, f64::max);
+        println!(
+            "10,000 shards, 20 ms per S3 request, budget {budget} s: {} invocation(s), {checked} shard checks, longest invocation {longest:.1} s, total {:.1} s",
+            invocations.len(),
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(checked, 10_000);
+    }
 }

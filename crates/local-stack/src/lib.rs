@@ -138,6 +138,8 @@ pub struct LocalStackConfig {
     /// bucket's folder; `auth`, `principal_arn`, `passable_roles`, `profile` and
     /// `snapshot_duration` are the emulator's and do not apply to a real node.
     pub engine: Engine,
+    /// Added before every S3 request (none by default): S3's own latency, for benchmarks.
+    pub s3_latency: Duration,
 }
 
 pub const DEFAULT_BUCKET: &str = "ossnap-local";
@@ -160,6 +162,7 @@ impl LocalStackConfig {
             profile: Profile::V2,
             snapshot_duration: Duration::from_secs(2),
             engine: Engine::Emulator,
+            s3_latency: Duration::ZERO,
         }
     }
 
@@ -222,7 +225,13 @@ impl LocalStack {
             path: s3_root.clone(),
             source,
         })?;
-        let s3 = s3_server::start(&s3_root, config.s3_port, &config.credentials).await?;
+        let s3 = s3_server::start(
+            &s3_root,
+            config.s3_port,
+            &config.credentials,
+            config.s3_latency,
+        )
+        .await?;
         let s3_endpoint = format!("http://{}", s3.address);
         let client = blob_store::client(&s3_endpoint, &config.region, &config.credentials);
         blob_store::ensure_bucket(&client, &config.bucket).await?;

@@ -37,10 +37,12 @@ impl S3Access for SignedAndBucketMustExist {
     }
 }
 
+/// Serves S3 on `port`; every request waits `latency` first (S3's own latency, for benchmarks).
 pub(crate) async fn start(
     root: &Path,
     port: u16,
     credentials: &Credentials,
+    latency: std::time::Duration,
 ) -> Result<RunningServer, Error> {
     let file_system =
         s3s_fs::FileSystem::new(root).map_err(|error| Error::S3Fs(format!("{error:?}")))?;
@@ -54,5 +56,16 @@ pub(crate) async fn start(
     });
     let service = builder.build();
     let listener = http_server::bind("S3 server", port).await?;
-    http_server::spawn(listener, move |_peer| service.clone())
+    http_server::spawn(listener, move |_peer| {
+        let service = service.clone();
+        hyper::service::service_fn(move |request| {
+            let service = service.clone();
+            async move {
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+                hyper::service::Service::call(&service, request).await
+            }
+        })
+    })
 }
