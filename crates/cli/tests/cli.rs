@@ -448,6 +448,13 @@ async fn doctor_passes_a_healthy_stack() {
         assert!(passed.iter().any(|p| p == check), "{check} did not pass: {run:?}");
     }
 
+    // The local S3 server (s3s) answers none of the bucket-settings calls: reported as such.
+    for check in ["bucket public-access block", "bucket policy status", "bucket encryption", "bucket TLS-only", "bucket lifecycle"] {
+        let bucket = verdict(&run, check);
+        assert_eq!(bucket["status"], "NOT CHECKED", "{run:?}");
+        assert!(bucket["detail"].as_str().unwrap().starts_with("the S3 server does not answer Get"), "{run:?}");
+    }
+
     let run = ossnap(&stack, &["doctor", "--max-age", "3650d"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.lines().all(|l| !l.starts_with("FAIL")), "{run:?}");
@@ -529,4 +536,85 @@ async fn doctor_names_each_broken_link_with_its_fix() {
     assert_eq!(verdict(&run, "endpoint reachable")["status"], "FAIL");
     assert_eq!(verdict(&run, "credentials accepted")["status"], "NOT CHECKED");
     assert_eq!(verdict(&run, "repository registered")["status"], "NOT CHECKED");
+}
+
+/// Runs `command` in a detached tmux session on its own server (a real terminal of 160x20) and
+/// captures the pane, escapes included, every 100 ms until `EXIT=` shows; returns every frame.
+async fn frames_in_tmux(stack: &TestStack, extra: &[(&str, &str)], command: &str) -> Vec<String> {
+    let tmux_present = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        tmux_present,
+        "tmux is needed to test progress on a real terminal: apt-get install tmux (make test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    let mut text = String::new();
+    for (name, value) in stack.env().iter().map(|(n, v)| (n.as_str(), v.as_str())).chain(extra.iter().copied()) {
+        text.push_str(&format!("export {name}='{value}'\n"));
+    }
+    text.push_str(&format!(
+        "{} {command}\necho \"EXIT=$?\"\nsleep 60\n",
+        env!("CARGO_BIN_EXE_ossnap")
+    ));
+    std::fs::write(&script, text).unwrap();
+    let socket = format!("ossnap-cli-test-{}-{}", std::process::id(), command.len());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    };
+    let started = tmux(&["new-session", "-d", "-s", "ossnap", "-x", "160", "-y", "20", &format!("sh {}", script.display())]);
+    assert!(started.status.success(), "{started:?}");
+    let mut frames = Vec::new();
+    for _ in 0..300 {
+        let capture = tmux(&["capture-pane", "-p", "-e", "-t", "ossnap"]);
+        let frame = String::from_utf8_lossy(&capture.stdout).to_string();
+        let finished = frame.contains("EXIT=");
+        frames.push(frame);
+        if finished {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tmux(&["kill-server"]);
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_wait_draws_progress_and_colour_on_a_terminal() {
+    let stack = TestStack::start_with(|config| {
+        config.snapshot_duration = std::time::Duration::from_secs(3);
+    })
+    .await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, "logs-2026.11", 10).await;
+    stack.register(&deps).await;
+
+    let frames = frames_in_tmux(
+        &stack,
+        &[],
+        "snapshot --name on-a-terminal --wait --interval 200ms",
+    )
+    .await;
+    let last = frames.last().unwrap();
+    assert!(last.contains("EXIT=0"), "{frames:#?}");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains("on-a-terminal [") && f.contains("/2 shards")),
+        "no progress bar was drawn: {frames:#?}"
+    );
+    // The bar is cleared once done; the report is coloured on a terminal.
+    assert!(!last.contains("/2 shards"), "{last}");
+    assert!(last.contains("\u{1b}[32mSUCCESS"), "{last:?}");
+
+    let frames = frames_in_tmux(&stack, &[("NO_COLOR", "1")], "list").await;
+    let last = frames.last().unwrap();
+    assert!(last.contains("EXIT=0") && last.contains("on-a-terminal"), "{frames:#?}");
+    assert!(!last.contains('\u{1b}'), "NO_COLOR is honoured: {last:?}");
 }
