@@ -177,9 +177,7 @@ impl Cli {
                     on(register.server_side_encryption),
                 ),
             ]),
-            Command::Snapshot(snapshot) => {
-                overrides.push((var::INDICES, snapshot.indices.clone()))
-            }
+            Command::Snapshot(snapshot) => overrides.push((var::INDICES, snapshot.indices.clone())),
             Command::Verify { depth, .. } => {
                 overrides.push((ossnap_verify::VERIFY_DEPTH, depth.clone()))
             }

@@ -42,7 +42,13 @@ pub async fn register(context: &Context, style: Style) -> Result<Report> {
             style,
             &[
                 ("repository", output.repository.clone()),
-                ("status", to_json(&output.status).as_str().unwrap_or_default().to_string()),
+                (
+                    "status",
+                    to_json(&output.status)
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
                 ("verified", verified),
             ],
         ),
@@ -69,18 +75,14 @@ pub async fn snapshot(context: &Context, style: Style, args: &SnapshotArgs) -> R
                     ("snapshot", started.snapshot.clone()),
                     ("state", started.state.clone()),
                     ("started", started.started_at.clone()),
-                    (
-                        "next",
-                        format!("ossnap status {}", started.snapshot),
-                    ),
+                    ("next", format!("ossnap status {}", started.snapshot)),
                 ],
             ),
             json: to_json(&started),
             exit: Exit::Success,
         });
     }
-    let (report, timed_out) =
-        wait(&deps, &started.repository, &started.snapshot, args).await?;
+    let (report, timed_out) = wait(&deps, &started.repository, &started.snapshot, args).await?;
     let mut text = snapshot_text(style, &report);
     let exit = if timed_out {
         text.push_str(&format!(
@@ -296,7 +298,14 @@ pub async fn list(context: &Context, style: Style) -> Result<Report> {
             .collect();
         table(
             style,
-            &["SNAPSHOT", "STATE", "START (UTC)", "DURATION", "SHARDS", "TAKEN BY"],
+            &[
+                "SNAPSHOT",
+                "STATE",
+                "START (UTC)",
+                "DURATION",
+                "SHARDS",
+                "TAKEN BY",
+            ],
             &rows,
         )
     };
@@ -332,7 +341,10 @@ pub async fn verify(context: &Context, style: Style, snapshot: String) -> Result
                 ("repository", output.repository.clone()),
                 ("snapshot", output.snapshot.clone()),
                 ("verified", "PASS: complete in the bucket".to_string()),
-                ("depth", json["depth"].as_str().unwrap_or_default().to_string()),
+                (
+                    "depth",
+                    json["depth"].as_str().unwrap_or_default().to_string(),
+                ),
                 (
                     "checked",
                     format!(

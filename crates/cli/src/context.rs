@@ -57,7 +57,8 @@ impl Context {
             _ => None,
         };
         let clock = Clock::system();
-        let opensearch = OpenSearch::from_settings_with(&settings, clock.clone(), credentials).await?;
+        let opensearch =
+            OpenSearch::from_settings_with(&settings, clock.clone(), credentials).await?;
         Ok(Deps {
             settings,
             opensearch,

@@ -158,7 +158,11 @@ pub async fn doctor(context: &Context, style: Style, max_age: Duration) -> Repor
     Report {
         text: text(style, &checks),
         json: json!({"healthy": !failed, "checks": checks}),
-        exit: if failed { Exit::Unhealthy } else { Exit::Success },
+        exit: if failed {
+            Exit::Unhealthy
+        } else {
+            Exit::Success
+        },
     }
 }
 
@@ -207,10 +211,7 @@ async fn opensearch_checks(deps: &Deps, max_age: Duration, checks: &mut Checks) 
     transport_check(&endpoint, checks);
 
     if matches!(status, 401 | 403) {
-        checks.error(
-            name::CREDENTIALS,
-            &classify(status, "GET", AUTHINFO, &body),
-        );
+        checks.error(name::CREDENTIALS, &classify(status, "GET", AUTHINFO, &body));
         checks.not_checked(&name::AFTER_ENDPOINT[1..], "the credentials were refused");
         return;
     }
@@ -358,12 +359,18 @@ async fn repository_checks(deps: &Deps, checks: &mut Checks) -> bool {
                 format!("[{repository}] is not registered on the domain"),
                 "register it: `ossnap register`",
             );
-            checks.not_checked(&[name::REPOSITORY_VERIFY], "the repository is not registered");
+            checks.not_checked(
+                &[name::REPOSITORY_VERIFY],
+                "the repository is not registered",
+            );
             return false;
         }
         Err(error) => {
             checks.error(name::REPOSITORY, &error);
-            checks.not_checked(&[name::REPOSITORY_VERIFY], "the repository could not be read");
+            checks.not_checked(
+                &[name::REPOSITORY_VERIFY],
+                "the repository could not be read",
+            );
             return false;
         }
     };
@@ -531,9 +538,18 @@ mod bucket {
             Ok(output) => {
                 let config = output.public_access_block_configuration();
                 let flags = [
-                    ("BlockPublicAcls", config.and_then(|c| c.block_public_acls())),
-                    ("IgnorePublicAcls", config.and_then(|c| c.ignore_public_acls())),
-                    ("BlockPublicPolicy", config.and_then(|c| c.block_public_policy())),
+                    (
+                        "BlockPublicAcls",
+                        config.and_then(|c| c.block_public_acls()),
+                    ),
+                    (
+                        "IgnorePublicAcls",
+                        config.and_then(|c| c.ignore_public_acls()),
+                    ),
+                    (
+                        "BlockPublicPolicy",
+                        config.and_then(|c| c.block_public_policy()),
+                    ),
                     (
                         "RestrictPublicBuckets",
                         config.and_then(|c| c.restrict_public_buckets()),
@@ -657,17 +673,19 @@ mod bucket {
         };
         statements.iter().any(|statement| {
             let secure = &statement["Condition"]["Bool"]["aws:SecureTransport"];
-            statement["Effect"] == "Deny"
-                && (secure == "false" || *secure == Value::Bool(false))
+            statement["Effect"] == "Deny" && (secure == "false" || *secure == Value::Bool(false))
         })
     }
 
     pub async fn tls_only(s3: &aws_sdk_s3::Client, bucket: &str, checks: &mut Checks) {
-        let fix = format!("add to the bucket policy: {}", json!({
-            "Sid": "DenyWithoutTLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}
-        }));
+        let fix = format!(
+            "add to the bucket policy: {}",
+            json!({
+                "Sid": "DenyWithoutTLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+            })
+        );
         match s3.get_bucket_policy().bucket(bucket).send().await {
             Ok(output) => {
                 let policy: Value = output

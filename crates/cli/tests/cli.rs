@@ -41,7 +41,10 @@ async fn ossnap_with(stack: &TestStack, extra: &[(&str, &str)], args: &[&str]) -
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_CONFIG_FILE", "/nonexistent/ossnap-test-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/ossnap-test-credentials")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/ossnap-test-credentials",
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .envs(stack.env())
         .args(args);
@@ -125,11 +128,16 @@ async fn register_creates_then_leaves_alone_and_names_the_role_to_map() {
     let run = ossnap(&stack, &["register", "--repository", "other"]).await;
     assert_error(&run, 1, "AuthError");
     assert!(
-        run.stderr
-            .contains("map arn:aws:iam::123456789012:role/ossnap-local as a backend role of manage_snapshots"),
+        run.stderr.contains(
+            "map arn:aws:iam::123456789012:role/ossnap-local as a backend role of manage_snapshots"
+        ),
         "{run:?}"
     );
-    let run = ossnap(&stack, &["--output", "json", "register", "--repository", "other"]).await;
+    let run = ossnap(
+        &stack,
+        &["--output", "json", "register", "--repository", "other"],
+    )
+    .await;
     assert_error(&run, 1, "AuthError");
 }
 
@@ -139,7 +147,10 @@ async fn settings_and_usage_mistakes_exit_2() {
     let no_endpoint = [("OPENSEARCH_ENDPOINT", "")];
     let run = ossnap_with(&stack, &no_endpoint, &["list"]).await;
     assert_error(&run, 2, "ConfigError");
-    assert!(run.stderr.contains("OPENSEARCH_ENDPOINT is not set"), "{run:?}");
+    assert!(
+        run.stderr.contains("OPENSEARCH_ENDPOINT is not set"),
+        "{run:?}"
+    );
     let run = ossnap_with(&stack, &no_endpoint, &["list", "--output", "json"]).await;
     assert_error(&run, 2, "ConfigError");
 
@@ -158,7 +169,11 @@ async fn settings_and_usage_mistakes_exit_2() {
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_starts_waits_until_healthy_and_never_adopts_another_runs() {
     let (stack, _) = ready_stack().await;
-    let run = ossnap(&stack, &["snapshot", "--name", "by-hand-1", "--output", "json"]).await;
+    let run = ossnap(
+        &stack,
+        &["snapshot", "--name", "by-hand-1", "--output", "json"],
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
     let started = run.json();
     assert_eq!(started["snapshot"], "by-hand-1");
@@ -167,20 +182,47 @@ async fn snapshot_starts_waits_until_healthy_and_never_adopts_another_runs() {
     // Another run naming the same snapshot does not adopt it.
     let run = ossnap(&stack, &["snapshot", "--name", "by-hand-1"]).await;
     assert_error(&run, 1, "SnapshotNameConflict");
-    let run = ossnap(&stack, &["snapshot", "--name", "by-hand-1", "--output", "json"]).await;
+    let run = ossnap(
+        &stack,
+        &["snapshot", "--name", "by-hand-1", "--output", "json"],
+    )
+    .await;
     assert_error(&run, 1, "SnapshotNameConflict");
     ossnap_tests::stack::wait_until_idle(&stack.deps(&[])).await;
 
-    let run = ossnap(&stack, &["snapshot", "--name", "by-hand-2", "--wait", "--interval", "50ms"]).await;
+    let run = ossnap(
+        &stack,
+        &[
+            "snapshot",
+            "--name",
+            "by-hand-2",
+            "--wait",
+            "--interval",
+            "50ms",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("state       SUCCESS"), "{run:?}");
-    assert!(run.stdout.contains("2 total, 2 successful, 0 failed"), "{run:?}");
+    assert!(
+        run.stdout.contains("2 total, 2 successful, 0 failed"),
+        "{run:?}"
+    );
     // stderr is not a terminal: no progress drawn.
     assert!(!run.stderr.contains("shards"), "{run:?}");
 
     let run = ossnap(
         &stack,
-        &["snapshot", "--name", "by-hand-3", "--wait", "--interval", "50ms", "--output", "json"],
+        &[
+            "snapshot",
+            "--name",
+            "by-hand-3",
+            "--wait",
+            "--interval",
+            "50ms",
+            "--output",
+            "json",
+        ],
     )
     .await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -216,7 +258,11 @@ async fn waiting_ends_with_3_when_still_running_and_4_when_unhealthy() {
         .control()
         .set_next_snapshot_outcome(SnapshotOutcome::NeverFinishes);
     let wait = ["--wait", "--interval", "50ms", "--timeout", "300ms"];
-    let run = ossnap(&stack, &[&["snapshot", "--name", "stuck"][..], &wait].concat()).await;
+    let run = ossnap(
+        &stack,
+        &[&["snapshot", "--name", "stuck"][..], &wait].concat(),
+    )
+    .await;
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stdout.contains("still running after 0s"), "{run:?}");
     let run = ossnap(&stack, &["status", "stuck", "--output", "json"]).await;
@@ -238,7 +284,11 @@ async fn waiting_ends_with_3_when_still_running_and_4_when_unhealthy() {
         });
     let run = ossnap(
         &stack,
-        &[&["snapshot", "--name", "broken", "--output", "json"][..], &wait[..3]].concat(),
+        &[
+            &["snapshot", "--name", "broken", "--output", "json"][..],
+            &wait[..3],
+        ]
+        .concat(),
     )
     .await;
     assert_eq!(run.code, 4, "{run:?}");
@@ -252,13 +302,28 @@ async fn waiting_ends_with_3_when_still_running_and_4_when_unhealthy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_list_show_the_repository() {
     let (stack, _) = ready_stack().await;
-    let run = ossnap(&stack, &["snapshot", "--name", "ossnap-20261128-020000", "--wait", "--interval", "50ms"]).await;
+    let run = ossnap(
+        &stack,
+        &[
+            "snapshot",
+            "--name",
+            "ossnap-20261128-020000",
+            "--wait",
+            "--interval",
+            "50ms",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
 
     let run = ossnap(&stack, &["status", "ossnap-20261128-020000"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("healthy     yes"), "{run:?}");
-    let run = ossnap(&stack, &["status", "ossnap-20261128-020000", "--output", "json"]).await;
+    let run = ossnap(
+        &stack,
+        &["status", "ossnap-20261128-020000", "--output", "json"],
+    )
+    .await;
     assert_eq!(run.json()["healthy"], true, "{run:?}");
     let run = ossnap(&stack, &["status", "no-such-snapshot"]).await;
     assert_error(&run, 1, "SnapshotMissing");
@@ -280,20 +345,42 @@ async fn status_and_list_show_the_repository() {
     let run = ossnap(&stack, &["list", "--repository", "unregistered"]).await;
     assert_error(&run, 1, "RepositoryMissing");
     assert!(run.stderr.contains("ossnap register"), "{run:?}");
-    let run = ossnap(&stack, &["list", "--repository", "unregistered", "--output", "json"]).await;
+    let run = ossnap(
+        &stack,
+        &["list", "--repository", "unregistered", "--output", "json"],
+    )
+    .await;
     assert_error(&run, 1, "RepositoryMissing");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_reads_the_bucket_and_exits_4_on_damage() {
     let (stack, _) = ready_stack().await;
-    let run = ossnap(&stack, &["snapshot", "--name", "checked", "--wait", "--interval", "50ms"]).await;
+    let run = ossnap(
+        &stack,
+        &[
+            "snapshot",
+            "--name",
+            "checked",
+            "--wait",
+            "--interval",
+            "50ms",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
 
     let run = ossnap(&stack, &["verify", "checked"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("PASS: complete in the bucket"), "{run:?}");
-    let run = ossnap(&stack, &["verify", "checked", "--depth", "full", "--output", "json"]).await;
+    assert!(
+        run.stdout.contains("PASS: complete in the bucket"),
+        "{run:?}"
+    );
+    let run = ossnap(
+        &stack,
+        &["verify", "checked", "--depth", "full", "--output", "json"],
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
     let verified = run.json();
     assert_eq!(verified["verified"], true);
@@ -317,7 +404,12 @@ async fn verify_reads_the_bucket_and_exits_4_on_damage() {
         .find(|key| key.rsplit('/').next().unwrap().starts_with("__"))
         .expect("a data blob")
         .to_string();
-    s3.delete_object().bucket(bucket).key(&blob).send().await.unwrap();
+    s3.delete_object()
+        .bucket(bucket)
+        .key(&blob)
+        .send()
+        .await
+        .unwrap();
 
     let run = ossnap(&stack, &["verify", "checked"]).await;
     assert_error(&run, 4, "VerificationFailed");
@@ -331,21 +423,35 @@ async fn retention_shows_then_deletes_and_refuses_a_policy_that_keeps_nothing() 
     let (stack, deps) = ready_stack().await;
     for day in ["01", "02", "03"] {
         let name = format!("ossnap-202611{day}-020000");
-        let run = ossnap(&stack, &["snapshot", "--name", &name, "--wait", "--interval", "50ms"]).await;
+        let run = ossnap(
+            &stack,
+            &["snapshot", "--name", &name, "--wait", "--interval", "50ms"],
+        )
+        .await;
         assert_eq!(run.code, 0, "{run:?}");
     }
     let policy = [("RETENTION_MAX_COUNT", "2"), ("RETENTION_MIN_COUNT", "1")];
 
     let run = ossnap_with(&stack, &policy, &["retention", "--dry-run"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.starts_with("dry run: nothing was deleted"), "{run:?}");
+    assert!(
+        run.stdout.starts_with("dry run: nothing was deleted"),
+        "{run:?}"
+    );
     assert!(
         run.stdout
             .lines()
             .any(|l| l.starts_with("would delete  ossnap-20261101-020000")),
         "{run:?}"
     );
-    assert_eq!(deps.opensearch.get_snapshots("ossnap", &["_all"], false).await.unwrap().len(), 3);
+    assert_eq!(
+        deps.opensearch
+            .get_snapshots("ossnap", &["_all"], false)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 
     let run = ossnap_with(&stack, &policy, &["retention", "--output", "json"]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -353,7 +459,14 @@ async fn retention_shows_then_deletes_and_refuses_a_policy_that_keeps_nothing() 
     assert_eq!(output["dry_run"], false);
     assert_eq!(output["deleted"][0]["snapshot"], "ossnap-20261101-020000");
     assert_eq!(output["kept"].as_array().unwrap().len(), 2);
-    assert_eq!(deps.opensearch.get_snapshots("ossnap", &["_all"], false).await.unwrap().len(), 2);
+    assert_eq!(
+        deps.opensearch
+            .get_snapshots("ossnap", &["_all"], false)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     let keep_nothing = [("RETENTION_MIN_COUNT", "0")];
     let run = ossnap_with(&stack, &keep_nothing, &["retention"]).await;
@@ -378,7 +491,11 @@ async fn a_profile_signs_the_requests() {
     )
     .unwrap();
     let config_file = dir.path().join("config");
-    std::fs::write(&config_file, format!("[profile backup]\nregion = {}\n", config.region)).unwrap();
+    std::fs::write(
+        &config_file,
+        format!("[profile backup]\nregion = {}\n", config.region),
+    )
+    .unwrap();
     let from_profile = [
         ("AWS_ACCESS_KEY_ID", ""),
         ("AWS_SECRET_ACCESS_KEY", ""),
@@ -419,9 +536,24 @@ fn verdict(run: &Run, check: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_passes_a_healthy_stack() {
     let (stack, _) = ready_stack().await;
-    let run = ossnap(&stack, &["snapshot", "--name", "ossnap-20261128-020000", "--wait", "--interval", "50ms"]).await;
+    let run = ossnap(
+        &stack,
+        &[
+            "snapshot",
+            "--name",
+            "ossnap-20261128-020000",
+            "--wait",
+            "--interval",
+            "50ms",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
-    let run = ossnap(&stack, &["doctor", "--max-age", "3650d", "--output", "json"]).await;
+    let run = ossnap(
+        &stack,
+        &["doctor", "--max-age", "3650d", "--output", "json"],
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["healthy"], true);
     for (check, status) in verdicts(&run) {
@@ -445,19 +577,37 @@ async fn doctor_passes_a_healthy_stack() {
         "automated snapshot",
         "newest healthy snapshot",
     ] {
-        assert!(passed.iter().any(|p| p == check), "{check} did not pass: {run:?}");
+        assert!(
+            passed.iter().any(|p| p == check),
+            "{check} did not pass: {run:?}"
+        );
     }
 
     // The local S3 server (s3s) answers none of the bucket-settings calls: reported as such.
-    for check in ["bucket public-access block", "bucket policy status", "bucket encryption", "bucket TLS-only", "bucket lifecycle"] {
+    for check in [
+        "bucket public-access block",
+        "bucket policy status",
+        "bucket encryption",
+        "bucket TLS-only",
+        "bucket lifecycle",
+    ] {
         let bucket = verdict(&run, check);
         assert_eq!(bucket["status"], "NOT CHECKED", "{run:?}");
-        assert!(bucket["detail"].as_str().unwrap().starts_with("the S3 server does not answer Get"), "{run:?}");
+        assert!(
+            bucket["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("the S3 server does not answer Get"),
+            "{run:?}"
+        );
     }
 
     let run = ossnap(&stack, &["doctor", "--max-age", "3650d"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.lines().all(|l| !l.starts_with("FAIL")), "{run:?}");
+    assert!(
+        run.stdout.lines().all(|l| !l.starts_with("FAIL")),
+        "{run:?}"
+    );
     assert!(run.stdout.contains("PASS         role mapping"), "{run:?}");
 }
 
@@ -473,7 +623,10 @@ async fn doctor_names_each_broken_link_with_its_fix() {
     let repository = verdict(&run, "repository registered");
     assert_eq!(repository["status"], "FAIL");
     assert_eq!(repository["fix"], "register it: `ossnap register`");
-    assert_eq!(verdict(&run, "newest healthy snapshot")["status"], "NOT CHECKED");
+    assert_eq!(
+        verdict(&run, "newest healthy snapshot")["status"],
+        "NOT CHECKED"
+    );
 
     // Registered with other settings than the environment's.
     let run = ossnap(&stack, &["register", "--base-path", "elsewhere"]).await;
@@ -481,7 +634,10 @@ async fn doctor_names_each_broken_link_with_its_fix() {
     let run = ossnap(&stack, &["doctor", "--output", "json"]).await;
     let repository = verdict(&run, "repository registered");
     assert_eq!(repository["status"], "FAIL", "{run:?}");
-    assert!(repository["detail"].as_str().unwrap().contains("elsewhere"), "{run:?}");
+    assert!(
+        repository["detail"].as_str().unwrap().contains("elsewhere"),
+        "{run:?}"
+    );
 
     // The caller unmapped: FAIL with the request that maps it, and that request works.
     unmap_the_caller(&deps).await;
@@ -531,11 +687,27 @@ async fn doctor_names_each_broken_link_with_its_fix() {
     assert_eq!(verdict(&run, "role mapping")["status"], "WARN", "{run:?}");
 
     // The endpoint unreachable: FAIL, and everything after it not checked.
-    let run = ossnap(&stack, &["doctor", "--endpoint", "http://127.0.0.1:9", "--output", "json"]).await;
+    let run = ossnap(
+        &stack,
+        &[
+            "doctor",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 4, "{run:?}");
     assert_eq!(verdict(&run, "endpoint reachable")["status"], "FAIL");
-    assert_eq!(verdict(&run, "credentials accepted")["status"], "NOT CHECKED");
-    assert_eq!(verdict(&run, "repository registered")["status"], "NOT CHECKED");
+    assert_eq!(
+        verdict(&run, "credentials accepted")["status"],
+        "NOT CHECKED"
+    );
+    assert_eq!(
+        verdict(&run, "repository registered")["status"],
+        "NOT CHECKED"
+    );
 }
 
 /// Runs `command` in a detached tmux session on its own server (a real terminal of 160x20) and
@@ -552,7 +724,12 @@ async fn frames_in_tmux(stack: &TestStack, extra: &[(&str, &str)], command: &str
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("run.sh");
     let mut text = String::new();
-    for (name, value) in stack.env().iter().map(|(n, v)| (n.as_str(), v.as_str())).chain(extra.iter().copied()) {
+    for (name, value) in stack
+        .env()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain(extra.iter().copied())
+    {
         text.push_str(&format!("export {name}='{value}'\n"));
     }
     text.push_str(&format!(
@@ -568,7 +745,17 @@ async fn frames_in_tmux(stack: &TestStack, extra: &[(&str, &str)], command: &str
             .output()
             .expect("tmux runs")
     };
-    let started = tmux(&["new-session", "-d", "-s", "ossnap", "-x", "160", "-y", "20", &format!("sh {}", script.display())]);
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "ossnap",
+        "-x",
+        "160",
+        "-y",
+        "20",
+        &format!("sh {}", script.display()),
+    ]);
     assert!(started.status.success(), "{started:?}");
     let mut frames = Vec::new();
     for _ in 0..300 {
@@ -615,6 +802,9 @@ async fn snapshot_wait_draws_progress_and_colour_on_a_terminal() {
 
     let frames = frames_in_tmux(&stack, &[("NO_COLOR", "1")], "list").await;
     let last = frames.last().unwrap();
-    assert!(last.contains("EXIT=0") && last.contains("on-a-terminal"), "{frames:#?}");
+    assert!(
+        last.contains("EXIT=0") && last.contains("on-a-terminal"),
+        "{frames:#?}"
+    );
     assert!(!last.contains('\u{1b}'), "NO_COLOR is honoured: {last:?}");
 }
