@@ -8,7 +8,7 @@ FUNCTIONS     := register snapshot check-status verify retention restore check-r
 # cargo-lambda and the independent SigV4 signer the tests compare against, pinned.
 PY_TOOLS      := cargo-lambda==1.9.2 botocore==1.44.8
 
-.PHONY: build demo test test-rust lint package bench deploy tools opensearch-tools
+.PHONY: build demo test test-rust lint package bench deploy tools opensearch-tools terminal-tools install
 
 # The main job on the local stack: the state machine as it deploys, run once by
 # aws-local-stepfunctions with the function binaries as its Lambda functions (workflow/workflow.mk).
@@ -25,7 +25,7 @@ build:
 # The integration tests start the function binaries as Lambda does, so they are built first.
 test: test-rust lint-infra
 
-test-rust: tools workflow-tools opensearch-tools
+test-rust: tools workflow-tools opensearch-tools terminal-tools
 	cargo build --workspace --bins
 	cargo test --workspace
 
@@ -35,6 +35,15 @@ test-rust: tools workflow-tools opensearch-tools
 opensearch-tools:
 	@command -v mvn >/dev/null && command -v unzip >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq maven unzip; }
+
+# `ossnap snapshot --wait`'s progress is tested on a real terminal: a tmux pane (Debian's package,
+# installed when missing, as root, as CI runs).
+terminal-tools:
+	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; }
+
+# The `ossnap` command, into ~/.cargo/bin.
+install:
+	cargo install --locked --path crates/cli
 
 lint:
 	cargo fmt --all -- --check

@@ -65,6 +65,16 @@ impl Environment {
         }
     }
 
+    /// This environment with `overrides` written over it (the command line's flags).
+    pub fn with_overrides<K: Into<String>, V: Into<String>>(
+        mut self,
+        overrides: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.vars
+            .extend(overrides.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
     /// The value of `name`, with an empty value treated as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars

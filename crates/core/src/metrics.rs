@@ -2,6 +2,8 @@
 //! Logs turns into metrics in the `ossnap` namespace, so dashboards and alarms need no log
 //! parsing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::{json, Map, Value};
 
 pub const NAMESPACE: &str = "ossnap";
@@ -66,9 +68,18 @@ pub fn emf_line(function: &str, repository: &str, metrics: &[Metric], timestamp_
     Value::Object(document).to_string()
 }
 
+/// Whether [`emit`] writes: on in the functions, off in the command line, whose stdout is its
+/// own output (a table or one JSON document) and which CloudWatch never reads.
+static EMITTING: AtomicBool = AtomicBool::new(true);
+
+/// Stops [`emit`] for the rest of the process.
+pub fn disable() {
+    EMITTING.store(false, Ordering::Relaxed);
+}
+
 /// Writes the metrics to stdout, where Lambda sends them to CloudWatch Logs.
 pub fn emit(function: &str, repository: &str, metrics: &[Metric], timestamp_ms: i64) {
-    if !metrics.is_empty() {
+    if !metrics.is_empty() && EMITTING.load(Ordering::Relaxed) {
         println!("{}", emf_line(function, repository, metrics, timestamp_ms));
     }
 }

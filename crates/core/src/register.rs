@@ -96,8 +96,9 @@ pub async fn run(deps: &Deps, invocation: Invocation<RegisterInput>) -> Result<R
     })
 }
 
-/// The repository name and definition the settings and event ask for, validated for its type.
-fn intended_repository(
+/// The repository name and definition the settings and event ask for, validated for its type
+/// (also what `ossnap doctor` compares the registered repository with).
+pub fn intended_repository(
     deps: &Deps,
     input: RegisterInput,
 ) -> Result<(String, RepositoryDefinition)> {
@@ -226,8 +227,9 @@ fn insert_present<const N: usize>(
     }
 }
 
-/// OpenSearch returns every setting as a string; compare them as strings.
-fn same_definition(current: &RepositoryDefinition, wanted: &RepositoryDefinition) -> bool {
+/// Whether the registered definition is the intended one. OpenSearch returns every setting as a
+/// string; compare them as strings.
+pub fn same_definition(current: &RepositoryDefinition, wanted: &RepositoryDefinition) -> bool {
     let as_strings = |settings: &Map<String, Value>| -> Map<String, Value> {
         settings
             .iter()

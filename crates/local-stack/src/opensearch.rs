@@ -442,6 +442,11 @@ impl Emulator {
             (_, ["_snapshot", ..]) | (_, ["_cat", "snapshots" | "repositories", ..]) => {
                 self.route_snapshot(call, &segments).await
             }
+            ("GET", ["_plugins", "_security", "authinfo"]) => {
+                call.allow_parameters(&[])?;
+                let state = self.state.lock().unwrap();
+                Reply::ok(security::auth_info(&state.role_mappings, &call.principal))
+            }
             (_, ["_plugins", "_security", "api", "rolesmapping", rest @ ..]) => {
                 self.roles_mapping(call, rest)
             }

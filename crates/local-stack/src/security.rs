@@ -94,6 +94,32 @@ pub(crate) fn authorize(
     ))
 }
 
+/// `GET _plugins/_security/authinfo`: who the caller is and the security roles mapped to it, as
+/// the security plugin answers any authenticated caller (mapped or not).
+pub(crate) fn auth_info(mappings: &BTreeMap<String, RoleMapping>, principal: &Principal) -> Value {
+    let roles: Vec<&String> = mappings
+        .iter()
+        .filter(|(_, mapping)| mapping.includes(principal))
+        .map(|(role, _)| role)
+        .collect();
+    json!({
+        "user": format!(
+            "User [name={}, backend_roles=[{}], requestedTenant=null]",
+            principal.name,
+            principal.backend_roles.join(", ")
+        ),
+        "user_name": principal.name,
+        "user_requested_tenant": null,
+        "backend_roles": principal.backend_roles,
+        "custom_attribute_names": [],
+        "roles": roles,
+        "tenants": {},
+        "principal": null,
+        "peer_certificates": "0",
+        "sso_logout_url": null
+    })
+}
+
 /// Response bodies of the security REST API (`{"status":"OK","message":..}`).
 pub(crate) fn status_body(status: &str, message: &str) -> Value {
     json!({"status": status, "message": message})
@@ -108,6 +134,14 @@ pub(crate) fn patch_mapping(mapping: &mut RoleMapping, operations: &[Value]) -> 
         let path = operation["path"].as_str().ok_or("missing path")?;
         let field = path.trim_start_matches('/');
         match op {
+            // `/backend_roles/-` appends one value to the list, keeping the others.
+            "add" if field.ends_with("/-") => {
+                let list = field.trim_end_matches("/-");
+                match &mut document[list] {
+                    Value::Array(values) => values.push(operation["value"].clone()),
+                    _ => return Err(format!("[{list}] is not a list")),
+                }
+            }
             "add" | "replace" => {
                 document[field] = operation["value"].clone();
             }
@@ -164,5 +198,29 @@ mod tests {
         )
         .unwrap();
         assert!(mapping.backend_roles.is_empty());
+    }
+
+    #[test]
+    fn patch_appends_to_a_list_and_authinfo_names_the_mapped_roles() {
+        let principal = Principal::from_arn("arn:aws:iam::123456789012:role/x");
+        let mut mappings = BTreeMap::new();
+        mappings.insert(
+            MANAGE_SNAPSHOTS.to_owned(),
+            RoleMapping {
+                backend_roles: vec!["other".to_owned()],
+                ..RoleMapping::default()
+            },
+        );
+        assert_eq!(auth_info(&mappings, &principal)["roles"], json!([]));
+        let mapping = mappings.get_mut(MANAGE_SNAPSHOTS).unwrap();
+        patch_mapping(
+            mapping,
+            &[json!({"op": "add", "path": "/backend_roles/-", "value": principal.name})],
+        )
+        .unwrap();
+        assert_eq!(mapping.backend_roles, vec!["other", &principal.name]);
+        let info = auth_info(&mappings, &principal);
+        assert_eq!(info["roles"], json!([MANAGE_SNAPSHOTS]));
+        assert_eq!(info["backend_roles"], json!([principal.name]));
     }
 }

@@ -100,29 +100,40 @@ impl Verifier {
     /// An S3 client from aws-config's default chain; `AWS_ENDPOINT_URL_S3` points it elsewhere
     /// (the local stack), with path-style addressing.
     pub async fn from_env(env: &Environment) -> Result<Verifier> {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Verifier::with_sdk_config(env, &sdk)
+    }
+
+    /// As [`Self::from_env`], with an SDK configuration loaded by the caller (the command line's
+    /// chosen profile and region).
+    pub fn with_sdk_config(env: &Environment, sdk: &aws_config::SdkConfig) -> Result<Verifier> {
         let settings = Settings::from_env(env)?;
         let depth = env
             .get(VERIFY_DEPTH)
             .map(Depth::parse)
             .transpose()?
             .unwrap_or_default();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let path_style =
-            env.get("AWS_ENDPOINT_URL_S3").is_some() || env.get("AWS_ENDPOINT_URL").is_some();
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(path_style)
-                .build(),
-        );
         Ok(Verifier {
             settings,
             depth,
-            store: Store::new(s3),
+            store: Store::new(s3_client(env, sdk)),
             clock: Clock::system(),
         })
     }
+}
+
+/// An S3 client from `sdk`, with path-style addressing when `AWS_ENDPOINT_URL_S3` (or
+/// `AWS_ENDPOINT_URL`) points it at another S3 server (the local stack).
+pub fn s3_client(env: &Environment, sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style =
+        env.get("AWS_ENDPOINT_URL_S3").is_some() || env.get("AWS_ENDPOINT_URL").is_some();
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build(),
+    )
 }
 
 pub async fn handle(

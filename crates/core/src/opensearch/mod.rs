@@ -109,6 +109,16 @@ impl OpenSearch {
     /// The client the settings describe; SigV4 credentials come from aws-config's default
     /// provider chain, which is only consulted when a request is signed.
     pub async fn from_settings(settings: &Settings, clock: Clock) -> Result<OpenSearch> {
+        OpenSearch::from_settings_with(settings, clock, None).await
+    }
+
+    /// Like [`Self::from_settings`], signing with `credentials` when given (the command line's
+    /// chosen profile) instead of the default chain.
+    pub async fn from_settings_with(
+        settings: &Settings,
+        clock: Clock,
+        credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    ) -> Result<OpenSearch> {
         let endpoint = settings.endpoint.as_deref().ok_or_else(|| {
             Error::config(format!(
                 "{} is not set: set it to the domain endpoint, e.g. https://vpc-logs-abc123.eu-west-1.es.amazonaws.com",
@@ -123,15 +133,16 @@ impl OpenSearch {
                         var::REGION
                     ))
                 })?;
-                let chain =
-                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                        .region(aws_config::Region::new(region.clone()))
-                        .build()
-                        .await;
-                Auth::SigV4(SigV4Signer::for_opensearch(
-                    aws_credential_types::provider::SharedCredentialsProvider::new(chain),
-                    region,
-                ))
+                let credentials = match credentials {
+                    Some(credentials) => credentials,
+                    None => aws_credential_types::provider::SharedCredentialsProvider::new(
+                        aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                            .region(aws_config::Region::new(region.clone()))
+                            .build()
+                            .await,
+                    ),
+                };
+                Auth::SigV4(SigV4Signer::for_opensearch(credentials, region))
             }
             AuthSettings::Basic { username, password } => Auth::Basic {
                 username: username.clone(),
