@@ -56,6 +56,18 @@ pub fn fix(kind: ErrorKind) -> &'static str {
         ErrorKind::VerificationFailed => {
             "the snapshot is incomplete or damaged in the bucket: take a new one (`ossnap snapshot --wait`)"
         }
+        ErrorKind::RestoreConflict => {
+            "delete or close the open indices the message names, or restore under a rename (rename_pattern, rename_replacement)"
+        }
+        ErrorKind::IncompatibleVersion => {
+            "restore into a cluster of the snapshot's version or one major version newer, or reindex the old indices first"
+        }
+        ErrorKind::InsufficientCapacity => {
+            "add data nodes or disk, raise cluster.max_shards_per_node, or restore fewer indices"
+        }
+        ErrorKind::RestoreFailed => {
+            "fix what the message says of the unassigned shards (allocation explanation), delete the partly restored indices, and restore again"
+        }
     }
 }
 
