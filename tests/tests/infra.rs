@@ -1131,7 +1131,6 @@ const LOGS_DOMAIN: Deployment = Deployment {
         ("DomainArn", "arn:aws:es:eu-west-1:123456789012:domain/logs"),
         ("SnapshotBucketName", "acme-opensearch-snapshots"),
         ("SnapshotBasePath", "logs"),
-        ("SnapshotRepository", "logs"),
     ],
 };
 const SEARCH_DOMAIN: Deployment = Deployment {
@@ -1144,7 +1143,6 @@ const SEARCH_DOMAIN: Deployment = Deployment {
         ("SnapshotBucketName", "acme-opensearch-snapshots"),
         ("CreateSnapshotBucket", "false"),
         ("SnapshotBasePath", "search"),
-        ("SnapshotRepository", "search"),
     ],
 };
 
@@ -1218,8 +1216,8 @@ impl Deployment<'_> {
                     names.push((kind.clone(), self.render(template, value)));
                 }
             }
-            // Metrics are keyed by repository: alarms of two stacks on one repository name would
-            // watch both domains' snapshots.
+            // Metrics are keyed by repository and stack: alarms of two stacks keyed by the
+            // repository alone would watch both domains' snapshots.
             for metric in resource["Properties"]["Metrics"]
                 .as_sequence()
                 .into_iter()
@@ -1227,12 +1225,14 @@ impl Deployment<'_> {
             {
                 let metric = &metric["MetricStat"]["Metric"];
                 if metric["Namespace"].as_str() == Some(ossnap_core::metrics::NAMESPACE) {
-                    for dimension in one_or_many(&metric["Dimensions"]) {
-                        if dimension["Name"].as_str() == Some("Repository") {
-                            let repository = self.render(template, &dimension["Value"]);
-                            names.push(("ossnap metrics of repository".into(), repository));
-                        }
-                    }
+                    let keys: Vec<String> = one_or_many(&metric["Dimensions"])
+                        .into_iter()
+                        .filter(|dimension| {
+                            matches!(dimension["Name"].as_str(), Some("Repository" | "Stack"))
+                        })
+                        .map(|dimension| self.render(template, &dimension["Value"]))
+                        .collect();
+                    names.push(("ossnap metrics of".into(), keys.join(" in ")));
                 }
             }
             for (event, body) in resource["Properties"]["Events"]
@@ -1491,6 +1491,21 @@ fn two_stacks_in_one_account_claim_no_name_twice() {
         clashes,
         ["AWS::Scheduler::Schedule SnapshotStateMachineNightly: ossnap-logs and ossnap-search both claim it"]
     );
+
+    // Both keep the default repository name: without the Stack dimension, each stack's alarm
+    // would watch the other domain's snapshots too.
+    let mut unkeyed = template.clone();
+    let metrics = unkeyed["Resources"]["StaleSnapshotsAlarm"]["Properties"]["Metrics"]
+        .as_sequence_mut()
+        .expect("the alarm's metrics");
+    for metric in metrics {
+        if let Some(dimensions) = metric["MetricStat"]["Metric"]["Dimensions"].as_sequence_mut() {
+            dimensions.retain(|dimension| dimension["Name"].as_str() != Some("Stack"));
+        }
+    }
+    let clashes = name_clashes(&unkeyed, &LOGS_DOMAIN, &SEARCH_DOMAIN);
+    assert_eq!(clashes.len(), 1, "{clashes:?}");
+    assert!(clashes[0].contains("ossnap metrics of"), "{clashes:?}");
 }
 
 #[test]
@@ -1628,7 +1643,8 @@ fn the_dashboard_shows_how_the_backups_go() {
             let at = metric.iter().position(|v| v == name)?;
             metric[at + 1].as_str()
         };
-        assert_eq!(dimension("Repository"), Some("logs"), "{metric:?}");
+        assert_eq!(dimension("Repository"), Some("ossnap"), "{metric:?}");
+        assert!(dimension("Stack").is_some(), "{metric:?}");
         let function = dimension("Function").expect("a Function dimension");
         let (_, source) = METRIC_SOURCES
             .iter()

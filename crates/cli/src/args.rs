@@ -101,6 +101,9 @@ pub enum Command {
         #[arg(long, value_parser = ["structure", "footers", "full"])]
         depth: Option<String>,
     },
+    /// The restore plan (--plan), or the restore; with --wait, its progress until every shard is
+    /// back
+    Restore(RestoreArgs),
     /// Applies retention (RETENTION_* variables), or with --dry-run shows what it would do
     Retention {
         /// Delete nothing; show what would go [RETENTION_DRY_RUN]
@@ -150,6 +153,37 @@ pub struct SnapshotArgs {
     pub interval: Duration,
 }
 
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A snapshot name, or `latest`: the newest healthy snapshot ossnap took
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// Names or * patterns, comma-separated (default: every index of the snapshot but system ones)
+    #[arg(long)]
+    pub indices: Option<String>,
+    /// Restore under new names: a regular expression over each index name...
+    #[arg(long, requires = "rename_replacement")]
+    pub rename_pattern: Option<String>,
+    /// ...and its replacement ($1 for the first group)
+    #[arg(long, requires = "rename_pattern")]
+    pub rename_replacement: Option<String>,
+    /// Restore what was snapshotted of partly failed shards (missing shards come back empty)
+    #[arg(long)]
+    pub partial: bool,
+    /// Only show the plan: what would be restored, under which names, and the capacity checks
+    #[arg(long, conflicts_with = "wait")]
+    pub plan: bool,
+    /// Show progress until every shard is recovered
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up waiting after this long (exit 3; the restore goes on)
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// With --wait: how often to ask the cluster
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
 impl Cli {
     /// The process environment with the flags written over their variables.
     pub fn environment(&self, process: Environment) -> Environment {
@@ -184,7 +218,10 @@ impl Cli {
             Command::Retention { dry_run } => {
                 overrides.push((retention_var::DRY_RUN, on(*dry_run)))
             }
-            Command::Doctor { .. } | Command::Status { .. } | Command::List => {}
+            Command::Doctor { .. }
+            | Command::Status { .. }
+            | Command::List
+            | Command::Restore(_) => {}
         }
         process.with_overrides(
             overrides

@@ -5,15 +5,17 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ossnap_core::check_restore::{self, CheckRestoreAnswer, CheckRestoreInput, RestoreReport};
 use ossnap_core::event::Invocation;
 use ossnap_core::opensearch::SnapshotStatus;
+use ossnap_core::restore::{self, IndexList, RestoreInput, RestoreOutput};
 use ossnap_core::status::{SnapshotReport, StatusInput, StatusOutput};
 use ossnap_core::{register, retention, snapshot, status, Deps, ErrorKind, Result};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::args::SnapshotArgs;
+use crate::args::{RestoreArgs, SnapshotArgs};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::output::{fields, table, Report, Style};
@@ -314,6 +316,184 @@ pub async fn list(context: &Context, style: Style) -> Result<Report> {
         json: json!({"repository": repository, "snapshots": entries}),
         exit: Exit::Success,
     })
+}
+
+pub async fn restore(context: &Context, style: Style, args: &RestoreArgs) -> Result<Report> {
+    let deps = context.deps().await?;
+    let input = RestoreInput {
+        snapshot: Some(args.snapshot.clone()),
+        indices: args.indices.clone().map(IndexList::One),
+        rename_pattern: args.rename_pattern.clone(),
+        rename_replacement: args.rename_replacement.clone(),
+        partial: args.partial,
+        dry_run: args.plan,
+        ..RestoreInput::default()
+    };
+    let output = restore::run(&deps, input).await?;
+    let mut text = plan_text(style, &output);
+    if !args.wait {
+        if !output.dry_run {
+            text.push_str(&format!(
+                "restore started; follow it with `ossnap restore {} --wait` or GET /{}/_recovery\n",
+                output.snapshot,
+                output.indices.join(",")
+            ));
+        }
+        return Ok(Report {
+            text,
+            json: to_json(&output),
+            exit: Exit::Success,
+        });
+    }
+    let (report, timed_out) = wait_for_restore(&deps, &output, args).await?;
+    text.push_str(&restore_report_text(style, &report));
+    let exit = if timed_out {
+        text.push_str(&format!(
+            "still recovering after {}: it goes on; run `ossnap restore` with --wait again to follow it\n",
+            seconds(args.timeout.as_millis() as i64)
+        ));
+        Exit::StillRunning
+    } else if report.healthy {
+        Exit::Success
+    } else {
+        Exit::Unhealthy
+    };
+    Ok(Report {
+        text,
+        json: json!({"restore": to_json(&output), "progress": to_json(&report), "timed_out": timed_out}),
+        exit,
+    })
+}
+
+/// The plan: each index and its restored name, what is left out and why, and the capacity.
+fn plan_text(style: Style, output: &RestoreOutput) -> String {
+    let plan = &output.plan;
+    let mut text = fields(
+        style,
+        &[
+            ("repository", plan.repository.clone()),
+            ("snapshot", plan.snapshot.clone()),
+            (
+                "versions",
+                format!(
+                    "snapshot {} into cluster {}",
+                    plan.snapshot_version.as_deref().unwrap_or("unknown"),
+                    plan.cluster_version
+                ),
+            ),
+            (
+                "capacity",
+                format!(
+                    "{} shard(s) to add to {} open (at most {}), {} to restore",
+                    plan.capacity.shards_to_add,
+                    plan.capacity.shards_open,
+                    plan.capacity.max_shards,
+                    indicatif::HumanBytes(plan.capacity.bytes_to_add)
+                ),
+            ),
+            (
+                "mode",
+                if output.dry_run {
+                    "plan only: nothing was changed".to_string()
+                } else {
+                    "restore started".to_string()
+                },
+            ),
+        ],
+    );
+    let rows: Vec<Vec<String>> = plan
+        .indices
+        .iter()
+        .map(|index| {
+            vec![
+                index.index.clone(),
+                index.restored_as.clone(),
+                index.primaries.to_string(),
+                indicatif::HumanBytes(index.bytes).to_string(),
+            ]
+        })
+        .collect();
+    text.push_str(&table(
+        style,
+        &["INDEX", "RESTORED AS", "PRIMARIES", "SIZE"],
+        &rows,
+    ));
+    for excluded in &plan.excluded {
+        text.push_str(&format!(
+            "left out: {} ({})\n",
+            excluded.index, excluded.reason
+        ));
+    }
+    text
+}
+
+/// Polls check-restore until every primary is recovered or `--timeout` passes, drawing progress
+/// on stderr when it is a terminal.
+async fn wait_for_restore(
+    deps: &Deps,
+    output: &RestoreOutput,
+    args: &RestoreArgs,
+) -> Result<(RestoreReport, bool)> {
+    let bar = progress_bar(&output.snapshot);
+    let deadline = Instant::now() + args.timeout;
+    loop {
+        let input = CheckRestoreInput {
+            indices: Some(IndexList::Many(output.indices.clone())),
+            ..CheckRestoreInput::default()
+        };
+        let report = match check_restore::run(deps, invocation(input)).await? {
+            CheckRestoreAnswer::Report(answer) => answer.report,
+            CheckRestoreAnswer::Cleanup(_) => unreachable!("no drill clean-up was asked"),
+        };
+        if report.done {
+            bar.finish_and_clear();
+            return Ok((report, false));
+        }
+        bar.set_length(report.primaries.total);
+        bar.set_position(report.primaries.done);
+        bar.set_message(format!(
+            "primaries, {:.0}% of the bytes{}",
+            report.percent,
+            report
+                .eta_seconds
+                .map(|eta| format!(", about {eta} s left"))
+                .unwrap_or_default()
+        ));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bar.abandon();
+            return Ok((report, true));
+        }
+        deps.clock.sleep(args.interval.min(left)).await;
+    }
+}
+
+fn restore_report_text(style: Style, report: &RestoreReport) -> String {
+    let rows: Vec<Vec<String>> = report
+        .indices
+        .iter()
+        .map(|index| {
+            vec![
+                index.index.clone(),
+                index.status.clone(),
+                format!("{}/{}", index.primaries.done, index.primaries.total),
+                format!("{:.0}%", index.percent),
+            ]
+        })
+        .collect();
+    let mut text = table(style, &["INDEX", "HEALTH", "PRIMARIES", "BYTES"], &rows);
+    text.push_str(&fields(
+        style,
+        &[(
+            "restored",
+            match (report.done, report.healthy) {
+                (true, true) => "yes: every primary recovered, every index at least yellow".into(),
+                (true, false) => "FAIL: recovered, but an index is red".into(),
+                (false, _) => format!("not yet ({:.0}%)", report.percent),
+            },
+        )],
+    ));
+    text
 }
 
 fn taken_by(snapshot: &ossnap_core::opensearch::SnapshotInfo) -> Option<String> {

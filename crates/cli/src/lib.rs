@@ -37,6 +37,7 @@ pub async fn run(cli: Cli, process: Environment) -> Exit {
             commands::verify(&context, style, snapshot.clone()).await
         }
         Command::Retention { .. } => commands::retention(&context, style).await,
+        Command::Restore(args) => commands::restore(&context, style, args).await,
     };
     match report {
         Ok(report) => {

@@ -477,6 +477,103 @@ async fn retention_shows_then_deletes_and_refuses_a_policy_that_keeps_nothing() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn restore_plans_refuses_an_open_index_then_restores_under_a_rename() {
+    let (stack, deps) = ready_stack().await;
+    let run = ossnap(
+        &stack,
+        &[
+            "snapshot",
+            "--name",
+            "kept-1",
+            "--wait",
+            "--interval",
+            "50ms",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // The index is open: even the plan is refused, with the fixes.
+    let run = ossnap(&stack, &["restore", "kept-1", "--plan", "--output", "json"]).await;
+    assert_error(&run, 1, "RestoreConflict");
+    let run = ossnap(&stack, &["restore", "kept-1"]).await;
+    assert_error(&run, 1, "RestoreConflict");
+    assert!(run.stderr.contains("logs-2026.11"), "{run:?}");
+
+    // The plan under a rename changes nothing and names what would come back.
+    let rename = [
+        "--rename-pattern",
+        "(.+)",
+        "--rename-replacement",
+        "restored-$1",
+    ];
+    let plan_args = [
+        &["restore", "kept-1", "--plan", "--output", "json"][..],
+        &rename,
+    ]
+    .concat();
+    let run = ossnap(&stack, &plan_args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let plan = run.json();
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["indices"], json!(["restored-logs-2026.11"]));
+    let run = ossnap(
+        &stack,
+        &[&["restore", "kept-1", "--plan"][..], &rename].concat(),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("RESTORED AS"), "{run:?}");
+    assert!(
+        run.stdout.contains("plan only: nothing was changed"),
+        "{run:?}"
+    );
+    let (status, _) = deps
+        .opensearch
+        .exchange(&http::Method::GET, "/restored-logs-2026.11", &[], None)
+        .await
+        .unwrap();
+    assert_eq!(status, 404, "the plan created nothing");
+
+    let run = ossnap(
+        &stack,
+        &[
+            "restore",
+            "kept-1",
+            "--rename-pattern",
+            "(.+)",
+            "--rename-replacement",
+            "restored-$1",
+            "--wait",
+            "--interval",
+            "50ms",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let restored = run.json();
+    assert_eq!(
+        restored["restore"]["indices"],
+        json!(["restored-logs-2026.11"])
+    );
+    assert_eq!(restored["progress"]["done"], true, "{run:?}");
+    assert_eq!(restored["progress"]["healthy"], true, "{run:?}");
+    let count = deps
+        .opensearch
+        .call(
+            http::Method::GET,
+            "/restored-logs-2026.11/_count",
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(count["count"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_profile_signs_the_requests() {
     let (stack, _) = ready_stack().await;
     let config = &stack.local.config();

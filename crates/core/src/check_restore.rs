@@ -230,8 +230,8 @@ pub async fn report(deps: &Deps, indices: &[&str]) -> Result<RestoreReport> {
     );
     if done {
         metrics::emit(
-            "check-restore",
-            &deps.settings.repository,
+            deps.settings
+                .metric_dimensions("check-restore", &deps.settings.repository),
             &[
                 Metric::new("RestoredBytes", Unit::Bytes, bytes.total as f64),
                 Metric::new("RestoreSeconds", Unit::Seconds, elapsed_ms as f64 / 1000.0),

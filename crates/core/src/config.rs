@@ -29,6 +29,7 @@ pub mod var {
     pub const RESTORE_DRILL: &str = "RESTORE_DRILL";
     pub const RESTORE_DRILL_MAX_BYTES: &str = "RESTORE_DRILL_MAX_BYTES";
     pub const REGION: &str = "AWS_REGION";
+    pub const STACK: &str = "OSSNAP_STACK";
 }
 
 pub const DEFAULT_REPOSITORY: &str = "ossnap";
@@ -165,6 +166,8 @@ pub struct Settings {
     pub restore_drill: bool,
     /// The drill skips snapshots whose smallest index is bigger.
     pub restore_drill_max_bytes: u64,
+    /// The stack that deployed the function: a dimension of its metrics.
+    pub stack: Option<String>,
 }
 
 impl Settings {
@@ -206,6 +209,7 @@ impl Settings {
             indices: env.get(var::INDICES).unwrap_or(DEFAULT_INDICES).to_string(),
             server_side_encryption: env.flag(var::SERVER_SIDE_ENCRYPTION)?,
             readonly: env.flag(var::READONLY)?,
+            stack: env.get(var::STACK).map(str::to_string),
             restore_drill: env.flag(var::RESTORE_DRILL)?,
             restore_drill_max_bytes: match env.get(var::RESTORE_DRILL_MAX_BYTES) {
                 None => DEFAULT_RESTORE_DRILL_MAX_BYTES,
@@ -243,6 +247,21 @@ impl Settings {
             crate::names::validate_base_path(base_path)?;
         }
         Ok((bucket, base_path))
+    }
+}
+
+impl Settings {
+    /// The dimensions of `function`'s metrics about `repository`.
+    pub fn metric_dimensions<'a>(
+        &'a self,
+        function: &'a str,
+        repository: &'a str,
+    ) -> crate::metrics::Dimensions<'a> {
+        crate::metrics::Dimensions {
+            function,
+            repository,
+            stack: self.stack.as_deref(),
+        }
     }
 }
 

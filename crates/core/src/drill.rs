@@ -196,8 +196,8 @@ pub async fn check(
         }
     }
     metrics::emit(
-        "check-restore",
-        &deps.settings.repository,
+        deps.settings
+            .metric_dimensions("check-restore", &deps.settings.repository),
         &[Metric::new(
             "RestoreDrillSucceeded",
             Unit::Count,

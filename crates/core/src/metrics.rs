@@ -43,25 +43,40 @@ impl Metric {
 }
 
 /// The EMF document for `metrics`, with `Function` and `Repository` as dimensions.
-pub fn emf_line(function: &str, repository: &str, metrics: &[Metric], timestamp_ms: i64) -> String {
+/// What every ossnap metric is keyed by: the function, the repository, and the stack that
+/// deployed the function (`OSSNAP_STACK`), so that two stacks, one per domain, never mix their
+/// metrics or their alarms even with the same repository name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dimensions<'a> {
+    pub function: &'a str,
+    pub repository: &'a str,
+    pub stack: Option<&'a str>,
+}
+
+pub fn emf_line(dimensions: Dimensions<'_>, metrics: &[Metric], timestamp_ms: i64) -> String {
     let definitions: Vec<Value> = metrics
         .iter()
         .map(|m| json!({"Name": m.name, "Unit": m.unit.name()}))
         .collect();
+    let mut names = vec!["Function", "Repository"];
     let mut document = Map::new();
+    document.insert("Function".into(), json!(dimensions.function));
+    document.insert("Repository".into(), json!(dimensions.repository));
+    if let Some(stack) = dimensions.stack {
+        names.push("Stack");
+        document.insert("Stack".into(), json!(stack));
+    }
     document.insert(
         "_aws".into(),
         json!({
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Function", "Repository"]],
+                "Dimensions": [names],
                 "Metrics": definitions,
             }]
         }),
     );
-    document.insert("Function".into(), json!(function));
-    document.insert("Repository".into(), json!(repository));
     for metric in metrics {
         document.insert(metric.name.into(), json!(metric.value));
     }
@@ -78,9 +93,9 @@ pub fn disable() {
 }
 
 /// Writes the metrics to stdout, where Lambda sends them to CloudWatch Logs.
-pub fn emit(function: &str, repository: &str, metrics: &[Metric], timestamp_ms: i64) {
+pub fn emit(dimensions: Dimensions<'_>, metrics: &[Metric], timestamp_ms: i64) {
     if !metrics.is_empty() && EMITTING.load(Ordering::Relaxed) {
-        println!("{}", emf_line(function, repository, metrics, timestamp_ms));
+        println!("{}", emf_line(dimensions, metrics, timestamp_ms));
     }
 }
 
@@ -91,8 +106,11 @@ mod tests {
     #[test]
     fn lines_follow_the_embedded_metric_format() {
         let line = emf_line(
-            "check-status",
-            "ossnap",
+            Dimensions {
+                function: "check-status",
+                repository: "ossnap",
+                stack: None,
+            },
             &[
                 Metric::new("SnapshotDurationSeconds", Unit::Seconds, 12.5),
                 Metric::new("ShardsFailed", Unit::Count, 0),
@@ -114,5 +132,25 @@ mod tests {
         assert_eq!(document["Function"], "check-status");
         assert_eq!(document["Repository"], "ossnap");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_deployed_function_keys_its_metrics_by_its_stack_too() {
+        let dimensions = Dimensions {
+            function: "verify",
+            repository: "ossnap",
+            stack: Some("ossnap-logs"),
+        };
+        let line = emf_line(
+            dimensions,
+            &[Metric::new("ShardsVerified", Unit::Count, 3)],
+            0,
+        );
+        let document: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            document["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function", "Repository", "Stack"]])
+        );
+        assert_eq!(document["Stack"], "ossnap-logs");
     }
 }

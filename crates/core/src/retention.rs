@@ -434,8 +434,7 @@ fn finish(deps: &Deps, output: RetentionOutput) -> RetentionOutput {
         "retention applied"
     );
     metrics::emit(
-        "retention",
-        repository,
+        deps.settings.metric_dimensions("retention", repository),
         &[
             Metric::new(
                 "SnapshotsDeleted",

@@ -142,8 +142,7 @@ async fn report(deps: &Deps, repository: &str, snapshot: &str) -> Result<Snapsho
             ));
         }
         metrics::emit(
-            "check-status",
-            repository,
+            deps.settings.metric_dimensions("check-status", repository),
             &measured,
             deps.clock.now_millis(),
         );

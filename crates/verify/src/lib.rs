@@ -177,8 +177,7 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
     let now_ms = verifier.clock.now_millis();
     if !checked.damage.is_empty() {
         metrics::emit(
-            "verify",
-            &repository,
+            settings.metric_dimensions("verify", &repository),
             &[Metric::new("VerificationFailures", Unit::Count, 1)],
             now_ms,
         );
@@ -190,8 +189,7 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         ));
     }
     metrics::emit(
-        "verify",
-        &repository,
+        settings.metric_dimensions("verify", &repository),
         &[
             Metric::new("BlobsVerified", Unit::Count, checked.blobs as f64),
             Metric::new("BytesVerified", Unit::Bytes, checked.bytes as f64),
