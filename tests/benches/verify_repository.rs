@@ -258,7 +258,10 @@ async fn many_shards_with_latency() {
             (!output.complete).then(|| resume_from.unwrap_or(0) + output.shards)
         );
         // It stops starting checks at the budget; those under way take seconds, not minutes.
-        assert!(took < budget as f64 + 60.0, "{took} s for a {budget} s budget");
+        assert!(
+            took < budget as f64 + 60.0,
+            "{took} s for a {budget} s budget"
+        );
         if output.complete {
             break;
         }
