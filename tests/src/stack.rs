@@ -139,6 +139,33 @@ impl TestStack {
     }
 }
 
+/// Maps nobody to `manage_snapshots` (fine-grained access control then refuses every caller).
+pub async fn unmap_the_caller(deps: &Deps) {
+    deps.opensearch
+        .call(
+            http::Method::PUT,
+            "/_plugins/_security/api/rolesmapping/manage_snapshots",
+            &[],
+            Some(&json!({"backend_roles": [], "users": []})),
+        )
+        .await
+        .expect("the mapping is replaced");
+}
+
+/// The cluster's index names, sorted.
+pub async fn index_names(deps: &Deps) -> Vec<String> {
+    let mut names: Vec<String> = deps
+        .opensearch
+        .cat_indices()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|index| index.index)
+        .collect();
+    names.sort();
+    names
+}
+
 /// The body OpenSearch answers a concurrent snapshot with, for fault injection.
 pub fn error_body(error_type: &str, reason: &str, status: u16) -> String {
     let body: Value = json!({

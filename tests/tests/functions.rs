@@ -152,15 +152,7 @@ async fn register_retries_verification_while_iam_propagates() {
 async fn register_names_the_role_to_map_when_fgac_refuses() {
     let stack = TestStack::start().await;
     let deps = stack.deps(&[]);
-    deps.opensearch
-        .call(
-            http::Method::PUT,
-            "/_plugins/_security/api/rolesmapping/manage_snapshots",
-            &[],
-            Some(&json!({"backend_roles": [], "users": []})),
-        )
-        .await
-        .expect("the mapping is replaced");
+    ossnap_tests::stack::unmap_the_caller(&deps).await;
 
     let error = register::run(&deps, invocation(RegisterInput::default(), None))
         .await

@@ -11,6 +11,7 @@ use ossnap_core::restore::{self, IndexList, RestoreInput, RestoreOutput};
 use ossnap_core::status::{self, StatusInput, StatusOutput};
 use ossnap_core::{register, snapshot, Deps, ErrorKind};
 use ossnap_local_stack::{Engine, Profile};
+use ossnap_tests::stack::index_names;
 use ossnap_tests::TestStack;
 use serde_json::{json, Value};
 
@@ -29,19 +30,6 @@ async fn refresh(deps: &Deps) {
         .call(http::Method::POST, "/_refresh", &[], None)
         .await
         .unwrap();
-}
-
-async fn index_names(deps: &Deps) -> Vec<String> {
-    let mut names: Vec<String> = deps
-        .opensearch
-        .cat_indices()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.index)
-        .collect();
-    names.sort();
-    names
 }
 
 /// A snapshot named `name` of `indices` (default: ossnap's), taken by the snapshot function and

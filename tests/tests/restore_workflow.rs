@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ossnap_local_stack::Fault;
 use ossnap_tests::stack::error_body;
+use ossnap_tests::stack::index_names;
 use ossnap_tests::workflow::{Execution, Status, Workflow, RESTORE_STATE_MACHINE};
 use ossnap_tests::TestStack;
 use serde_json::{json, Value};
@@ -42,20 +43,6 @@ async fn run(workflow: &mut Workflow, input: Value) -> Execution {
 
 async fn snapshot_run(workflow: &mut Workflow) -> Execution {
     run(workflow, json!({"scheduled_time": "2026-11-28T02:00:00Z"})).await
-}
-
-async fn indices(stack: &TestStack) -> Vec<String> {
-    let mut names: Vec<String> = stack
-        .deps(&[])
-        .opensearch
-        .cat_indices()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.index)
-        .collect();
-    names.sort();
-    names
 }
 
 fn failed_with(execution: &Execution, error: &str) {
@@ -106,7 +93,7 @@ async fn the_restore_workflow_brings_an_index_back() {
 async fn a_dry_run_plans_and_restores_nothing() {
     let (stack, mut workflow) = stack_and_workflow(&[]).await;
     snapshot_run(&mut workflow).await;
-    let before = indices(&stack).await;
+    let before = index_names(&stack.deps(&[])).await;
     workflow.use_state_machine(RESTORE_STATE_MACHINE);
     let execution = run(
         &mut workflow,
@@ -124,7 +111,7 @@ async fn a_dry_run_plans_and_restores_nothing() {
         execution.output_of("restore").unwrap()["indices"],
         json!(["copy-logs-2026.11"])
     );
-    assert_eq!(indices(&stack).await, before);
+    assert_eq!(index_names(&stack.deps(&[])).await, before);
     let restores: Vec<String> = stack
         .requests("POST", "/_snapshot/ossnap/")
         .into_iter()
@@ -195,7 +182,7 @@ async fn the_drill_restores_compares_and_leaves_nothing_behind() {
     assert_eq!(result["counts_compared"], true, "{result}");
     assert_eq!(result["drill_count"], 3, "{result}");
     assert_eq!(result["deleted"], true, "{result}");
-    assert!(!indices(&stack)
+    assert!(!index_names(&stack.deps(&[]))
         .await
         .iter()
         .any(|i| i.starts_with("ossnap-drill-")));
@@ -209,7 +196,7 @@ async fn a_failed_drill_leaves_nothing_behind_and_skips_retention() {
     let execution = snapshot_run(&mut workflow).await;
     failed_with_drill(&execution);
     assert!(!execution.path().contains(&"Retention"));
-    assert!(!indices(&stack)
+    assert!(!index_names(&stack.deps(&[]))
         .await
         .iter()
         .any(|i| i.starts_with("ossnap-drill-")));
@@ -249,7 +236,7 @@ async fn a_failed_drill_leaves_nothing_behind_and_skips_retention() {
         cleanup.outcome.as_ref().unwrap()["deleted"],
         json!([DRILL_COPY])
     );
-    assert!(!indices(&stack)
+    assert!(!index_names(&stack.deps(&[]))
         .await
         .iter()
         .any(|i| i.starts_with("ossnap-drill-")));

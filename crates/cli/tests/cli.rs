@@ -5,6 +5,7 @@ use std::process::Output;
 
 use ossnap_core::Deps;
 use ossnap_local_stack::SnapshotOutcome;
+use ossnap_tests::stack::unmap_the_caller;
 use ossnap_tests::TestStack;
 use serde_json::{json, Value};
 
@@ -78,18 +79,6 @@ async fn ready_stack() -> (TestStack, Deps) {
     stack.seed_index(&deps, "logs-2026.11", 10).await;
     stack.register(&deps).await;
     (stack, deps)
-}
-
-async fn unmap_the_caller(deps: &Deps) {
-    deps.opensearch
-        .call(
-            http::Method::PUT,
-            "/_plugins/_security/api/rolesmapping/manage_snapshots",
-            &[],
-            Some(&json!({"backend_roles": [], "users": []})),
-        )
-        .await
-        .expect("the mapping is replaced");
 }
 
 fn assert_error(run: &Run, code: i32, error_type: &str) {
