@@ -81,6 +81,17 @@ async fn ready_stack() -> (TestStack, Deps) {
     (stack, deps)
 }
 
+/// Takes the snapshot `name`, waits until it ends healthy, and returns what the command said.
+async fn take_snapshot(stack: &TestStack, name: &str) -> Run {
+    let run = ossnap(
+        stack,
+        &["snapshot", "--name", name, "--wait", "--interval", "50ms"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    run
+}
+
 fn assert_error(run: &Run, code: i32, error_type: &str) {
     assert_eq!(run.code, code, "{run:?}");
     if run.stdout.trim_start().starts_with('{') {
@@ -179,19 +190,7 @@ async fn snapshot_starts_waits_until_healthy_and_never_adopts_another_runs() {
     assert_error(&run, 1, "SnapshotNameConflict");
     ossnap_tests::stack::wait_until_idle(&stack.deps(&[])).await;
 
-    let run = ossnap(
-        &stack,
-        &[
-            "snapshot",
-            "--name",
-            "by-hand-2",
-            "--wait",
-            "--interval",
-            "50ms",
-        ],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
+    let run = take_snapshot(&stack, "by-hand-2").await;
     assert!(run.stdout.contains("state       SUCCESS"), "{run:?}");
     assert!(
         run.stdout.contains("2 total, 2 successful, 0 failed"),
@@ -291,19 +290,7 @@ async fn waiting_ends_with_3_when_still_running_and_4_when_unhealthy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_list_show_the_repository() {
     let (stack, _) = ready_stack().await;
-    let run = ossnap(
-        &stack,
-        &[
-            "snapshot",
-            "--name",
-            "ossnap-20261128-020000",
-            "--wait",
-            "--interval",
-            "50ms",
-        ],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
+    take_snapshot(&stack, "ossnap-20261128-020000").await;
 
     let run = ossnap(&stack, &["status", "ossnap-20261128-020000"]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -345,19 +332,7 @@ async fn status_and_list_show_the_repository() {
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_reads_the_bucket_and_exits_4_on_damage() {
     let (stack, _) = ready_stack().await;
-    let run = ossnap(
-        &stack,
-        &[
-            "snapshot",
-            "--name",
-            "checked",
-            "--wait",
-            "--interval",
-            "50ms",
-        ],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
+    take_snapshot(&stack, "checked").await;
 
     let run = ossnap(&stack, &["verify", "checked"]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -411,13 +386,7 @@ async fn verify_reads_the_bucket_and_exits_4_on_damage() {
 async fn retention_shows_then_deletes_and_refuses_a_policy_that_keeps_nothing() {
     let (stack, deps) = ready_stack().await;
     for day in ["01", "02", "03"] {
-        let name = format!("ossnap-202611{day}-020000");
-        let run = ossnap(
-            &stack,
-            &["snapshot", "--name", &name, "--wait", "--interval", "50ms"],
-        )
-        .await;
-        assert_eq!(run.code, 0, "{run:?}");
+        take_snapshot(&stack, &format!("ossnap-202611{day}-020000")).await;
     }
     let policy = [("RETENTION_MAX_COUNT", "2"), ("RETENTION_MIN_COUNT", "1")];
 
@@ -468,19 +437,7 @@ async fn retention_shows_then_deletes_and_refuses_a_policy_that_keeps_nothing() 
 #[tokio::test(flavor = "multi_thread")]
 async fn restore_plans_refuses_an_open_index_then_restores_under_a_rename() {
     let (stack, deps) = ready_stack().await;
-    let run = ossnap(
-        &stack,
-        &[
-            "snapshot",
-            "--name",
-            "kept-1",
-            "--wait",
-            "--interval",
-            "50ms",
-        ],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
+    take_snapshot(&stack, "kept-1").await;
 
     // The index is open: even the plan is refused, with the fixes.
     let run = ossnap(&stack, &["restore", "kept-1", "--plan", "--output", "json"]).await;
@@ -622,19 +579,7 @@ fn verdict(run: &Run, check: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_passes_a_healthy_stack() {
     let (stack, _) = ready_stack().await;
-    let run = ossnap(
-        &stack,
-        &[
-            "snapshot",
-            "--name",
-            "ossnap-20261128-020000",
-            "--wait",
-            "--interval",
-            "50ms",
-        ],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
+    take_snapshot(&stack, "ossnap-20261128-020000").await;
     let run = ossnap(
         &stack,
         &["doctor", "--max-age", "3650d", "--output", "json"],
