@@ -14,6 +14,7 @@
 //!   environment; [`names`]: validation before any request; [`clock`]: injected time.
 #[cfg(feature = "opensearch")]
 pub mod budget;
+#[cfg(feature = "opensearch")]
 pub mod check_restore;
 pub mod clock;
 pub mod config;
