@@ -128,6 +128,50 @@ impl TestStack {
             .expect("the repository registers")
     }
 
+    /// Takes the snapshot `name` with the snapshot function and waits until it has ended.
+    pub async fn take_snapshot(&self, deps: &Deps, name: &str) {
+        let input = ossnap_core::snapshot::SnapshotInput {
+            snapshot: Some(name.into()),
+            ..Default::default()
+        };
+        let invocation = ossnap_core::event::Invocation {
+            input,
+            scheduled_time: None,
+        };
+        ossnap_core::snapshot::run(deps, invocation, "test")
+            .await
+            .expect("the snapshot starts");
+        wait_until_idle(deps).await;
+    }
+
+    /// Uploads every file under `root` into the bucket under `base_path`, keyed by its path
+    /// relative to `root` (a fixture repository, or a copy read back as a repository).
+    pub async fn upload_folder(&self, root: &std::path::Path, base_path: &str) {
+        let s3 = self.local.s3_client();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).expect("a readable folder") {
+                let path = entry.expect("a folder entry").path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let relative = path
+                    .strip_prefix(root)
+                    .expect("under the root")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                s3.put_object()
+                    .bucket(&self.local.config().bucket)
+                    .key(format!("{base_path}/{relative}"))
+                    .body(std::fs::read(&path).expect("a readable file").into())
+                    .send()
+                    .await
+                    .expect("the object is stored");
+            }
+        }
+    }
+
     /// Requests the emulator saw with `method` and a path starting with `prefix`.
     pub fn requests(&self, method: &str, prefix: &str) -> Vec<String> {
         self.control()

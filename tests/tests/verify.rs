@@ -48,30 +48,9 @@ async fn verify(
 
 /// Copies a fixture repository into the bucket under `base_path`.
 async fn upload(stack: &TestStack, fixture: &str, base_path: &str) {
-    let s3 = stack.local.s3_client();
-    let root = fixtures().join(fixture);
-    let mut pending = vec![root.clone()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let relative = path
-                .strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            s3.put_object()
-                .bucket(&stack.local.config().bucket)
-                .key(format!("{base_path}/{relative}"))
-                .body(ByteStream::from(std::fs::read(&path).unwrap()))
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    stack
+        .upload_folder(&fixtures().join(fixture), base_path)
+        .await;
 }
 
 fn fixture_snapshots(fixture: &str) -> Vec<String> {

@@ -68,6 +68,9 @@ pub fn fix(kind: ErrorKind) -> &'static str {
         ErrorKind::RestoreFailed => {
             "fix what the message says of the unassigned shards (allocation explanation), delete the partly restored indices, and restore again"
         }
+        ErrorKind::CopyConflict => {
+            "the destination holds another blob of that name: copy into an empty container or base path (--to-base-path), or delete the named blob if it is a damaged copy"
+        }
     }
 }
 

@@ -38,11 +38,14 @@ pub enum ErrorKind {
     InsufficientCapacity,
     /// A started restore cannot complete: shards that cannot be allocated, or a refused restore.
     RestoreFailed,
+    /// A copy found, at the destination, a blob of the name it was to write with another length
+    /// (or a newer generation): blob names are immutable, so it overwrites nothing and stops.
+    CopyConflict,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order: the one list of names the ASL may use.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::ConfigError,
         ErrorKind::AuthError,
         ErrorKind::RepositoryMissing,
@@ -57,6 +60,7 @@ impl ErrorKind {
         ErrorKind::IncompatibleVersion,
         ErrorKind::InsufficientCapacity,
         ErrorKind::RestoreFailed,
+        ErrorKind::CopyConflict,
     ];
 
     /// The `errorType` the Lambda reports.
@@ -76,6 +80,7 @@ impl ErrorKind {
             ErrorKind::IncompatibleVersion => "IncompatibleVersion",
             ErrorKind::InsufficientCapacity => "InsufficientCapacity",
             ErrorKind::RestoreFailed => "RestoreFailed",
+            ErrorKind::CopyConflict => "CopyConflict",
         }
     }
 

@@ -54,6 +54,8 @@ impl BlobStore for FolderStore {
     async fn list(&self, prefix: &str) -> Result<Vec<Blob>> {
         self.counters.count(Request::List);
         let mut blobs = Vec::new();
+        // Only folders on the prefix's path, or under it, are walked: a shard folder's or the
+        // root's listing does not walk the whole repository.
         let mut folders = vec![self.root.clone()];
         while let Some(folder) = folders.pop() {
             let mut entries = match tokio::fs::read_dir(&folder).await {
@@ -71,14 +73,17 @@ impl BlobStore for FolderStore {
                     .metadata()
                     .await
                     .map_err(|e| self.error("list", &path, e))?;
-                if metadata.is_dir() {
-                    folders.push(path);
-                    continue;
-                }
                 let Ok(relative) = path.strip_prefix(&self.root) else {
                     continue;
                 };
                 let name = relative.to_string_lossy().replace('\\', "/");
+                if metadata.is_dir() {
+                    let folder = format!("{name}/");
+                    if folder.starts_with(prefix) || prefix.starts_with(&folder) {
+                        folders.push(path);
+                    }
+                    continue;
+                }
                 if name.starts_with(prefix) && !is_partial(&name) {
                     blobs.push(Blob {
                         name,
@@ -218,8 +223,15 @@ mod tests {
             b"world"
         );
         assert_eq!(store.get("index-4").await.unwrap(), None);
+        let names = |blobs: Vec<Blob>| blobs.into_iter().map(|b| b.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(store.list("indices/a/0/__").await.unwrap()),
+            ["indices/a/0/__blob"]
+        );
+        assert_eq!(names(store.list("index-").await.unwrap()), ["index-3"]);
+        assert!(store.list("indices/b/").await.unwrap().is_empty());
         let counts = store.requests();
-        assert_eq!((counts.put, counts.list, counts.get), (2, 1, 3));
+        assert_eq!((counts.put, counts.list, counts.get), (2, 4, 3));
         assert_eq!(counts.bytes_written, 13);
     }
 

@@ -134,6 +134,21 @@ impl RequestCounts {
     }
 }
 
+impl RequestCounts {
+    /// The requests made since `earlier` was read from the same store.
+    pub fn since(self, earlier: RequestCounts) -> RequestCounts {
+        RequestCounts {
+            list: self.list.saturating_sub(earlier.list),
+            get: self.get.saturating_sub(earlier.get),
+            bytes_read: self.bytes_read.saturating_sub(earlier.bytes_read),
+            put: self.put.saturating_sub(earlier.put),
+            put_block: self.put_block.saturating_sub(earlier.put_block),
+            put_block_list: self.put_block_list.saturating_sub(earlier.put_block_list),
+            bytes_written: self.bytes_written.saturating_sub(earlier.bytes_written),
+        }
+    }
+}
+
 impl std::ops::Add for RequestCounts {
     type Output = RequestCounts;
 

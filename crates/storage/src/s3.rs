@@ -1,14 +1,28 @@
-//! A repository in an S3 bucket, read with aws-sdk-s3 (the source of verify and copy).
+//! A repository in an S3 bucket, read with aws-sdk-s3 (the source of verify and copy), and the
+//! one write copy makes beside it: its work list ([`S3Store::put`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use futures::stream;
+use ossnap_core::config::Environment;
 use ossnap_core::{Error, ErrorKind, Result};
 use ossnap_repository::layout;
 
 use crate::{Blob, BlobStore, ByteStream, Counters, ReadRange, Request, RequestCounts};
+
+/// An S3 client from `sdk`, with path-style addressing when `AWS_ENDPOINT_URL_S3` (or
+/// `AWS_ENDPOINT_URL`) points it at another S3 server (the local stack).
+pub fn client(env: &Environment, sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style =
+        env.get("AWS_ENDPOINT_URL_S3").is_some() || env.get("AWS_ENDPOINT_URL").is_some();
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build(),
+    )
+}
 
 /// An S3 client, and once scoped, the bucket and base path of one repository.
 #[derive(Debug, Clone)]
@@ -49,6 +63,24 @@ impl S3Store {
 
     fn key(&self, blob: &str) -> String {
         layout::key(&self.base_path, blob)
+    }
+
+    /// Writes `bytes` as `blob` in one PutObject. Only for small objects that are not part of
+    /// a repository (copy's work list): a repository's blobs are OpenSearch's to write.
+    pub async fn put(&self, blob: &str, bytes: Vec<u8>) -> Result<()> {
+        let key = self.key(blob);
+        let size = bytes.len();
+        self.counters.count(Request::Put);
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|e| self.error("write", &key, e))?;
+        self.counters.written(size);
+        Ok(())
     }
 
     fn error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
@@ -152,9 +184,13 @@ impl BlobStore for S3Store {
     }
 }
 
-/// The kind of an S3 error code, and what to do about it; `action` is `list` or `read`.
+/// The kind of an S3 error code, and what to do about it; `action` is `list`, `read` or `write`.
 fn classify(code: &str, action: &str) -> (ErrorKind, &'static str) {
     match code {
+        "AccessDenied" if action == "write" => (
+            ErrorKind::AuthError,
+            "grant the function's role s3:PutObject on that key",
+        ),
         // S3 answers 403, not 404, for a key that does not exist when the caller may not list
         // it, so a denied read may be a missing blob as well as a missing permission.
         "AccessDenied" if action == "read" => (
@@ -187,5 +223,7 @@ mod tests {
         assert!(advice.contains("s3:GetObject"), "{advice}");
         let (_, listing) = classify("AccessDenied", "list");
         assert!(!listing.contains("missing"), "{listing}");
+        let (_, writing) = classify("AccessDenied", "write");
+        assert!(writing.contains("s3:PutObject"), "{writing}");
     }
 }
