@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use ossnap_copy::{Batch, Copier, CopyInput, CopyOutput, Destination, Mode};
 use ossnap_core::clock::Clock;
-use ossnap_core::config::{Environment, Settings};
+use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
 use ossnap_core::{Deps, ErrorKind};
 use ossnap_local_stack::SnapshotOutcome;
@@ -123,10 +123,13 @@ async fn root(store: &dyn BlobStore) -> (u64, RepositoryData) {
 async fn verify_copy(stack: &TestStack, folder: &Path, base_path: &str, snapshots: &[&str]) {
     stack.upload_folder(folder, base_path).await;
     let verifier = ossnap_verify::Verifier {
-        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
         depth: ossnap_verify::Depth::Full,
-        store: ossnap_verify::Store::new(stack.local.s3_client()),
-        clock: Clock::without_sleeps(),
+        ..ossnap_verify::Verifier::new(
+            &Environment::from_pairs(stack.env()),
+            stack.local.s3_client(),
+            Clock::without_sleeps(),
+        )
+        .unwrap()
     };
     for snapshot in snapshots {
         let input = ossnap_verify::VerifyInput {

@@ -155,13 +155,7 @@ impl Verifier {
 /// An S3 client from `sdk`, with path-style addressing when `AWS_ENDPOINT_URL_S3` (or
 /// `AWS_ENDPOINT_URL`) points it at another S3 server (the local stack).
 pub fn s3_client(env: &Environment, sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let path_style =
-        env.get("AWS_ENDPOINT_URL_S3").is_some() || env.get("AWS_ENDPOINT_URL").is_some();
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(path_style)
-            .build(),
-    )
+    ossnap_storage::s3::client(env, sdk)
 }
 
 pub async fn handle(
