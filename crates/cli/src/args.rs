@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ossnap_core::config::{var, Environment};
 use ossnap_core::retention::var as retention_var;
+use ossnap_storage::azure_target;
 
 use crate::duration::parse_duration;
 
@@ -104,6 +105,9 @@ pub enum Command {
     /// The restore plan (--plan), or the restore; with --wait, its progress until every shard is
     /// back
     Restore(RestoreArgs),
+    /// Copies the repository's newest generation to Azure Blob Storage (or a folder): data
+    /// first, index-N and index.latest last; what is already there is skipped
+    Copy(CopyArgs),
     /// Applies retention (RETENTION_* variables), or with --dry-run shows what it would do
     Retention {
         /// Delete nothing; show what would go [RETENTION_DRY_RUN]
@@ -151,6 +155,31 @@ pub struct SnapshotArgs {
     /// With --wait: how often to ask the cluster
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The Azure storage account [AZURE_STORAGE_ACCOUNT]
+    #[arg(long)]
+    pub to_account: Option<String>,
+    /// The container [AZURE_STORAGE_CONTAINER]
+    #[arg(long)]
+    pub to_container: Option<String>,
+    /// The path in the container (default: the bucket's base path) [AZURE_STORAGE_BASE_PATH]
+    #[arg(long)]
+    pub to_base_path: Option<String>,
+    /// A local folder instead of Azure (a staging disk, an `fs` repository's location)
+    #[arg(long, conflicts_with_all = ["to_account", "to_container", "to_base_path"])]
+    pub to_folder: Option<std::path::PathBuf>,
+    /// Only these snapshots, comma-separated (default: every snapshot of the generation)
+    #[arg(long, value_delimiter = ',')]
+    pub snapshots: Vec<String>,
+    /// Write nothing: list what would be copied and what is already there
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Blobs in flight at once [COPY_CONCURRENCY]
+    #[arg(long)]
+    pub concurrency: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +247,12 @@ impl Cli {
             Command::Retention { dry_run } => {
                 overrides.push((retention_var::DRY_RUN, on(*dry_run)))
             }
+            Command::Copy(copy) => overrides.extend([
+                (azure_target::ACCOUNT, copy.to_account.clone()),
+                (azure_target::CONTAINER, copy.to_container.clone()),
+                (azure_target::BASE_PATH, copy.to_base_path.clone()),
+                (ossnap_copy::COPY_CONCURRENCY, copy.concurrency.clone()),
+            ]),
             Command::Doctor { .. }
             | Command::Status { .. }
             | Command::List
@@ -251,6 +286,40 @@ mod tests {
         assert_eq!(env.get(var::ENDPOINT), Some("https://flag.example.com"));
         assert_eq!(env.get(var::REPOSITORY), Some("from-env"));
         assert_eq!(env.get(retention_var::DRY_RUN), Some("true"));
+    }
+
+    #[test]
+    fn copy_flags_override_the_azure_variables() {
+        let cli = Cli::parse_from([
+            "ossnap",
+            "copy",
+            "--to-account",
+            "flagacct",
+            "--concurrency",
+            "4",
+            "--snapshots",
+            "a,b",
+        ]);
+        let env = cli.environment(Environment::from_pairs([
+            (azure_target::ACCOUNT, "envacct"),
+            (azure_target::CONTAINER, "from-env"),
+        ]));
+        assert_eq!(env.get(azure_target::ACCOUNT), Some("flagacct"));
+        assert_eq!(env.get(azure_target::CONTAINER), Some("from-env"));
+        assert_eq!(env.get(ossnap_copy::COPY_CONCURRENCY), Some("4"));
+        let Command::Copy(copy) = cli.command else {
+            panic!("copy parses as copy");
+        };
+        assert_eq!(copy.snapshots, ["a", "b"]);
+        let both = Cli::try_parse_from([
+            "ossnap",
+            "copy",
+            "--to-folder",
+            "/tmp/x",
+            "--to-account",
+            "a",
+        ]);
+        assert!(both.is_err());
     }
 
     #[test]

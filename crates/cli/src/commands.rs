@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ossnap_copy::{CopyInput, CopyOutput, Counts, Progress};
 use ossnap_core::check_restore::{self, CheckRestoreAnswer, CheckRestoreInput, RestoreReport};
 use ossnap_core::event::Invocation;
 use ossnap_core::opensearch::SnapshotStatus;
@@ -15,7 +16,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::args::{RestoreArgs, SnapshotArgs};
+use crate::args::{CopyArgs, RestoreArgs, SnapshotArgs};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::output::{fields, table, Report, Style};
@@ -544,6 +545,144 @@ pub async fn verify(context: &Context, style: Style, snapshot: String) -> Result
         json,
         exit: Exit::Success,
     })
+}
+
+pub async fn copy(context: &Context, style: Style, args: &CopyArgs) -> Result<Report> {
+    let copier = context.copier(args.to_folder.as_deref()).await?;
+    let input = CopyInput {
+        snapshots: (!args.snapshots.is_empty()).then(|| args.snapshots.clone()),
+        dry_run: args.dry_run,
+        ..CopyInput::default()
+    };
+    let progress = Progress::default();
+    let bar = copy_progress_bar();
+    let copying = ossnap_copy::run_watched(&copier, input, &progress);
+    tokio::pin!(copying);
+    let output = loop {
+        tokio::select! {
+            output = &mut copying => break output,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => show_copy_progress(&bar, progress.counts()),
+        }
+    };
+    bar.finish_and_clear();
+    let output = output?;
+    Ok(Report {
+        text: copy_text(style, &output),
+        json: to_json(&output),
+        exit: Exit::Success,
+    })
+}
+
+fn copy_progress_bar() -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(0), target);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} copy [{bar:30}] {pos}/{len} shard folders {msg} ({elapsed})",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn show_copy_progress(bar: &ProgressBar, counts: Counts) {
+    bar.set_length(counts.folders_total);
+    bar.set_position(counts.folders_done);
+    bar.set_message(format!(
+        "{} blobs, {} copied, {} skipped",
+        counts.blobs_copied + counts.blobs_skipped,
+        indicatif::HumanBytes(counts.bytes_copied),
+        indicatif::HumanBytes(counts.bytes_skipped)
+    ));
+}
+
+fn copy_text(style: Style, output: &CopyOutput) -> String {
+    let to = &output.to;
+    let destination = match to["location"].as_str() {
+        Some(location) => location.to_string(),
+        None => format!(
+            "azure://{}/{}/{}",
+            to["account"].as_str().unwrap_or_default(),
+            to["container"].as_str().unwrap_or_default(),
+            to["base_path"].as_str().unwrap_or_default()
+        ),
+    };
+    let (copied, mode) = if output.dry_run {
+        ("to copy", "dry run: nothing was written")
+    } else {
+        ("copied", "copied: index-N and index.latest written last")
+    };
+    let source = &output.requests.source;
+    let written = &output.requests.destination;
+    let mut pairs = vec![
+        ("repository", output.repository.clone()),
+        (
+            "generation",
+            format!("{} ({})", output.generation, output.snapshots.join(", ")),
+        ),
+        (
+            "from",
+            format!(
+                "s3://{}/{}",
+                output.source.bucket, output.source.base_path
+            ),
+        ),
+        ("to", destination),
+        ("mode", mode.to_string()),
+        (
+            copied,
+            format!(
+                "{} blobs, {}",
+                output.blobs_copied,
+                indicatif::HumanBytes(output.bytes_copied)
+            ),
+        ),
+        (
+            "already there",
+            format!(
+                "{} blobs, {}",
+                output.blobs_skipped,
+                indicatif::HumanBytes(output.bytes_skipped)
+            ),
+        ),
+        (
+            "requests",
+            format!(
+                "source {} LIST, {} GET; destination {} LIST, {} GET, {} PUT, {} PUT BLOCK, {} PUT BLOCK LIST",
+                source.list,
+                source.get,
+                written.list,
+                written.get,
+                written.put,
+                written.put_block,
+                written.put_block_list
+            ),
+        ),
+    ];
+    if output.shard_indices_superseded > 0 {
+        pairs.push((
+            "left out",
+            format!(
+                "{} shard index file(s) a newer generation replaced at the source (restores do not read them)",
+                output.shard_indices_superseded
+            ),
+        ));
+    }
+    if let Some(newer) = output.newer_generation {
+        pairs.push((
+            "newer",
+            format!(
+                "WARN the source is at generation {newer} now: run `ossnap copy` again to copy it"
+            ),
+        ));
+    }
+    fields(style, &pairs)
 }
 
 pub async fn retention(context: &Context, style: Style) -> Result<Report> {

@@ -2,12 +2,18 @@
 //! over it), and AWS's SDK configuration from aws-config's full chain with the chosen profile,
 //! loaded once and only when a command needs it (SigV4 or S3).
 
+use std::path::Path;
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use ossnap_copy::{Copier, Destination};
 use ossnap_core::clock::Clock;
 use ossnap_core::config::{AuthSettings, Environment, Settings};
 use ossnap_core::opensearch::OpenSearch;
 use ossnap_core::retention::Policy;
 use ossnap_core::{Deps, Result};
+use ossnap_storage::folder::FolderStore;
+use ossnap_storage::s3::S3Store;
 use ossnap_verify::Verifier;
 use tokio::sync::OnceCell;
 
@@ -76,5 +82,17 @@ impl Context {
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         ossnap_verify::s3_client(&self.env, self.sdk().await)
+    }
+
+    /// A copier to Azure Blob Storage (the `AZURE_STORAGE_*` settings), or into `folder`.
+    pub async fn copier(&self, folder: Option<&Path>) -> Result<Copier> {
+        match folder {
+            None => Copier::with_sdk_config(&self.env, self.sdk().await),
+            Some(folder) => Copier::new(
+                &self.env,
+                S3Store::new(self.s3().await),
+                Destination::Store(Arc::new(FolderStore::new(folder))),
+            ),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! ossnap-cli: the `ossnap` command, presentation only over the library the Lambda functions
-//! call (`ossnap_core` for register, snapshot, status and retention, `ossnap_verify` for verify).
+//! call (`ossnap_core` for register, snapshot, status and retention, `ossnap_verify` for verify,
+//! `ossnap_copy` for copy).
 //!
 //! - [`args`]: the commands and flags, and how flags override the functions' variables;
 //! - [`context`]: settings and AWS configuration (the full credential chain, `--profile`);
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli, process: Environment) -> Exit {
             commands::verify(&context, style, snapshot.clone()).await
         }
         Command::Retention { .. } => commands::retention(&context, style).await,
+        Command::Copy(args) => commands::copy(&context, style, args).await,
         Command::Restore(args) => commands::restore(&context, style, args).await,
     };
     match report {

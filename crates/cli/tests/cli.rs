@@ -520,6 +520,72 @@ async fn restore_plans_refuses_an_open_index_then_restores_under_a_rename() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn copy_lists_then_copies_then_skips_and_refuses_a_conflict() {
+    let (stack, _) = ready_stack().await;
+    take_snapshot(&stack, "to-copy").await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let files = || std::fs::read_dir(dir.path()).unwrap().count();
+
+    let run = ossnap(&stack, &["copy", "--to-folder", folder, "--dry-run"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("dry run: nothing was written"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("to copy"), "{run:?}");
+    assert_eq!(files(), 0);
+
+    let run = ossnap(&stack, &["copy", "--to-folder", folder]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("(to-copy)"), "{run:?}");
+    assert!(run.stdout.contains("already there  0 blobs"), "{run:?}");
+    // stderr is not a terminal: no progress drawn.
+    assert!(!run.stderr.contains("shard folders"), "{run:?}");
+    assert!(files() > 0);
+
+    let run = ossnap(&stack, &["--output", "json", "copy", "--to-folder", folder]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let again = run.json();
+    assert_eq!(again["blobs_copied"], 0, "{run:?}");
+    assert!(again["blobs_skipped"].as_u64().unwrap() > 0, "{run:?}");
+    assert_eq!(again["snapshots"], json!(["to-copy"]));
+
+    // A root blob of another length at the destination: refused, exit 1, nothing overwritten.
+    let snap = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snap-")
+        })
+        .unwrap();
+    std::fs::write(&snap, b"not this").unwrap();
+    let run = ossnap(&stack, &["copy", "--to-folder", folder]).await;
+    assert_error(&run, 1, "CopyConflict");
+    assert_eq!(std::fs::read(&snap).unwrap(), b"not this");
+
+    // Usage and settings: exit 2.
+    let run = ossnap(
+        &stack,
+        &["copy", "--to-folder", folder, "--to-account", "a1b"],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    let run = ossnap(
+        &stack,
+        &["copy", "--to-folder", folder, "--concurrency", "0"],
+    )
+    .await;
+    assert_error(&run, 2, "ConfigError");
+    let run = ossnap(&stack, &["copy"]).await;
+    assert_error(&run, 2, "ConfigError");
+    assert!(run.stderr.contains("AZURE_STORAGE_ACCOUNT"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_profile_signs_the_requests() {
     let (stack, _) = ready_stack().await;
     let config = &stack.local.config();
