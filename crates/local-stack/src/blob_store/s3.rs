@@ -1,6 +1,7 @@
-//! The emulator's side of S3: blobs of one repository (bucket + base_path), read and written with
-//! aws-sdk-s3 against the embedded S3 server, as repository-s3 does against AWS.
+//! `type: s3` repositories: blobs in a bucket of the embedded S3 server, read and written with
+//! aws-sdk-s3 as repository-s3 does against AWS.
 
+use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -8,6 +9,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 
+use super::{Blobs, Depth, StoreError};
 use crate::{Credentials, Error};
 
 pub(crate) fn client(endpoint: &str, region: &str, credentials: &Credentials) -> Client {
@@ -45,16 +47,6 @@ pub(crate) async fn ensure_bucket(client: &Client, bucket: &str) -> Result<(), E
         })
 }
 
-/// An S3 failure as the repository plugin reports it: `amazon_s3_exception` with the service's
-/// message and code.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message} (Service: Amazon S3; Status Code: {status}; Error Code: {code})")]
-pub(crate) struct StoreError {
-    pub code: String,
-    pub message: String,
-    pub status: u16,
-}
-
 fn describe<E: ProvideErrorMetadata + std::fmt::Debug>(error: &E) -> String {
     match (error.code(), error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
@@ -76,47 +68,43 @@ where
         .message()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{error:?}"));
-    StoreError {
+    StoreError::S3 {
         code,
         message,
         status,
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct BlobStore {
-    client: Client,
-    pub bucket: String,
-    base_path: String,
-    /// The repository's `compress` setting: metadata blobs are DEFLATE-compressed inside their
-    /// codec framing, as OpenSearch writes them.
-    compress: bool,
+fn invalid_request(error: impl std::fmt::Display) -> StoreError {
+    StoreError::S3 {
+        code: "InvalidRequest".to_owned(),
+        message: error.to_string(),
+        status: 400,
+    }
 }
 
-impl BlobStore {
-    pub fn new(client: Client, bucket: &str, base_path: &str) -> Self {
-        BlobStore {
+/// One bucket.
+pub(crate) struct Bucket {
+    client: Client,
+    bucket: String,
+}
+
+impl Bucket {
+    pub(crate) fn new(client: Client, bucket: &str) -> Self {
+        Bucket {
             client,
             bucket: bucket.to_owned(),
-            base_path: base_path.trim_matches('/').to_owned(),
-            compress: false,
         }
     }
+}
 
-    /// The same store, compressing metadata blobs when `compress` is set.
-    pub fn compressing(self, compress: bool) -> Self {
-        BlobStore { compress, ..self }
-    }
-
-    fn key(&self, blob: &str) -> String {
-        ossnap_repository::layout::key(&self.base_path, blob)
-    }
-
-    pub async fn put(&self, blob: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+#[async_trait]
+impl Blobs for Bucket {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
-            .key(self.key(blob))
+            .key(key)
             .body(ByteStream::from(bytes))
             .send()
             .await
@@ -124,73 +112,54 @@ impl BlobStore {
             .map_err(store_error)
     }
 
-    /// A framed metadata blob (`snap-`, `meta-`, shard `index-`), its body compressed first when
-    /// the repository compresses.
-    pub async fn put_metadata(&self, blob: &str, framed: Vec<u8>) -> Result<(), StoreError> {
-        let bytes = if self.compress {
-            let unframed = ossnap_repository::codec::unframe(&framed)
-                .expect("ossnap_repository frames what it writes");
-            ossnap_repository::codec::frame(
-                &unframed.codec,
-                unframed.version,
-                &ossnap_repository::smile::compress(unframed.body),
-            )
-        } else {
-            framed
-        };
-        self.put(blob, bytes).await
-    }
-
-    /// `None` when the blob does not exist.
-    pub async fn get(&self, blob: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(self.key(blob))
+            .key(key)
             .send()
             .await
         {
             Ok(output) => {
-                let bytes = output.body.collect().await.map_err(|error| StoreError {
+                let bytes = output.body.collect().await.map_err(|error| StoreError::S3 {
                     code: "IOError".to_owned(),
                     message: error.to_string(),
                     status: 500,
                 })?;
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
-            Err(error) => {
-                let error = store_error(error);
-                if error.code == "NoSuchKey" {
-                    Ok(None)
-                } else {
-                    Err(error)
-                }
-            }
+            Err(error) => match store_error(error) {
+                StoreError::S3 { code, .. } if code == "NoSuchKey" => Ok(None),
+                other => Err(other),
+            },
         }
     }
 
-    /// Blob names (relative to base_path) starting with `prefix`.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let full_prefix = self.key(prefix);
-        let strip = self.key("");
-        let mut names = Vec::new();
+    async fn list(&self, prefix: &str, depth: Depth) -> Result<Vec<String>, StoreError> {
+        let delimiter = match depth {
+            Depth::Folder => Some("/".to_owned()),
+            Depth::Below => None,
+        };
+        let mut keys = Vec::new();
         let mut continuation: Option<String> = None;
         loop {
             let output = self
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
-                .prefix(&full_prefix)
+                .prefix(prefix)
+                .set_delimiter(delimiter.clone())
                 .set_continuation_token(continuation.take())
                 .send()
                 .await
                 .map_err(store_error)?;
-            for object in output.contents() {
-                if let Some(key) = object.key() {
-                    names.push(key.strip_prefix(&strip).unwrap_or(key).to_owned());
-                }
-            }
+            keys.extend(
+                output
+                    .contents()
+                    .iter()
+                    .filter_map(|object| object.key().map(str::to_owned)),
+            );
             match output.next_continuation_token() {
                 Some(token) if output.is_truncated() == Some(true) => {
                     continuation = Some(token.to_owned())
@@ -198,28 +167,20 @@ impl BlobStore {
                 _ => break,
             }
         }
-        Ok(names)
+        Ok(keys)
     }
 
-    pub async fn delete(&self, blobs: &[String]) -> Result<(), StoreError> {
-        for chunk in blobs.chunks(1000) {
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        for chunk in keys.chunks(1000) {
             let objects = chunk
                 .iter()
-                .map(|blob| ObjectIdentifier::builder().key(self.key(blob)).build())
+                .map(|key| ObjectIdentifier::builder().key(key).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| StoreError {
-                    code: "InvalidRequest".to_owned(),
-                    message: error.to_string(),
-                    status: 400,
-                })?;
+                .map_err(invalid_request)?;
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .build()
-                .map_err(|error| StoreError {
-                    code: "InvalidRequest".to_owned(),
-                    message: error.to_string(),
-                    status: 400,
-                })?;
+                .map_err(invalid_request)?;
             self.client
                 .delete_objects()
                 .bucket(&self.bucket)
@@ -229,10 +190,5 @@ impl BlobStore {
                 .map_err(store_error)?;
         }
         Ok(())
-    }
-
-    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
-        let blobs = self.list(prefix).await?;
-        self.delete(&blobs).await
     }
 }
