@@ -65,11 +65,12 @@ impl Azurite {
             .stderr(log_too);
         // Spawned on this thread, not a blocking-pool one: Azurite is told to die with the thread
         // that started it.
-        let process = OwnedChild::spawn(&mut command, "Azurite", STOP_TIMEOUT).map_err(|error| {
-            Error::Azurite {
-                reason: format!("starting {}: {error}", executable.display()),
-            }
-        })?;
+        let process =
+            OwnedChild::spawn(&mut command, "Azurite", STOP_TIMEOUT).map_err(|error| {
+                Error::Azurite {
+                    reason: format!("starting {}: {error}", executable.display()),
+                }
+            })?;
         let endpoint = AzureEndpoint {
             account: DEVELOPMENT_ACCOUNT.to_owned(),
             key: DEVELOPMENT_KEY.to_owned(),
@@ -137,7 +138,8 @@ fn executable() -> Result<PathBuf, Error> {
     let (path, from_environment) = match std::env::var_os("OSSNAP_AZURITE") {
         Some(path) => (PathBuf::from(path), true),
         None => (
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../azurite/node_modules/.bin/azurite-blob"),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../azurite/node_modules/.bin/azurite-blob"),
             false,
         ),
     };

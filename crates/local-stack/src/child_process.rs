@@ -56,8 +56,8 @@ impl OwnedChild {
     pub(crate) async fn stop(mut self) {
         if let Some(process) = self.process.take() {
             let (what, stop_timeout) = (self.what, self.stop_timeout);
-            let _ = tokio::task::spawn_blocking(move || terminate(process, what, stop_timeout))
-                .await;
+            let _ =
+                tokio::task::spawn_blocking(move || terminate(process, what, stop_timeout)).await;
         }
     }
 }

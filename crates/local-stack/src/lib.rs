@@ -288,14 +288,15 @@ impl LocalStack {
         let client = blob_store::s3::client(&s3_endpoint, &config.region, &config.credentials);
         blob_store::s3::ensure_bucket(&client, &config.bucket).await?;
         let azurite = if config.azure {
-            Some(azurite::Azurite::start(&config.data_dir.join("azurite"), DEFAULT_CONTAINER).await?)
+            Some(
+                azurite::Azurite::start(&config.data_dir.join("azurite"), DEFAULT_CONTAINER)
+                    .await?,
+            )
         } else {
             None
         };
-        let storage = blob_store::StorageClients::new(
-            client,
-            azurite.as_ref().map(azurite::Azurite::client),
-        );
+        let storage =
+            blob_store::StorageClients::new(client, azurite.as_ref().map(azurite::Azurite::client));
 
         let opensearch = match config.engine {
             Engine::Emulator => {

@@ -63,7 +63,10 @@ async fn azurite_runs_with_the_stack_its_container_exists_and_it_stops_with_the_
         "{}",
         azure.blob_endpoint
     );
-    assert!(!format!("{azure:?}").contains(&azure.key), "Debug hides the key");
+    assert!(
+        !format!("{azure:?}").contains(&azure.key),
+        "Debug hides the key"
+    );
 
     // The container exists: another client writes into it and lists it.
     let store = azure.object_store().unwrap();
@@ -104,11 +107,17 @@ async fn azurite_runs_with_the_stack_its_container_exists_and_it_stops_with_the_
     let pid = stack.azurite_pid().unwrap();
     let store = stack.azure().unwrap().object_store().unwrap();
     store
-        .put(&object_store::path::Path::from("kept"), b"1".to_vec().into())
+        .put(
+            &object_store::path::Path::from("kept"),
+            b"1".to_vec().into(),
+        )
         .await
         .unwrap();
     drop(stack);
-    assert!(!process_exists(pid), "Azurite stopped when the stack dropped");
+    assert!(
+        !process_exists(pid),
+        "Azurite stopped when the stack dropped"
+    );
     let stack = common::start_with(config).await;
     assert_eq!(container_keys(&stack, "").await, ["kept"]);
 }
@@ -215,6 +224,17 @@ async fn a_snapshot_in_azure_restores_on_another_cluster_that_registered_it_read
             })),
         )
         .await;
+    let verified = other_client
+        .ok("POST", "/_snapshot/from-azure/_verify", None)
+        .await;
+    assert_eq!(
+        verified["nodes"].as_object().unwrap().len(),
+        1,
+        "{verified}"
+    );
+    let registered = other_client.ok("GET", "/_snapshot/from-azure", None).await;
+    assert_eq!(registered["from-azure"]["type"], "azure", "{registered}");
+    assert_eq!(registered["from-azure"]["settings"]["readonly"], "true");
     let listed = other_client
         .ok("GET", "/_snapshot/from-azure/_all", None)
         .await;
@@ -257,9 +277,7 @@ async fn a_snapshot_in_azure_restores_on_another_cluster_that_registered_it_read
     assert_eq!(container_keys(&stack, "clusters/one").await, keys);
 
     // The writable registration on the first cluster still deletes.
-    client
-        .ok("DELETE", "/_snapshot/to-azure/first", None)
-        .await;
+    client.ok("DELETE", "/_snapshot/to-azure/first", None).await;
     let left = container_keys(&stack, "clusters/one").await;
     assert!(
         left.iter().all(|key| !key.contains("/indices/")),
@@ -369,7 +387,10 @@ async fn bad_azure_settings_are_refused_as_repository_azure_refuses_them() {
         body["error"]["reason"],
         "[unverified] could not read repository data from index blob"
     );
-    assert_eq!(body["error"]["caused_by"]["caused_by"]["type"], "blob_storage_exception");
+    assert_eq!(
+        body["error"]["caused_by"]["caused_by"]["type"],
+        "blob_storage_exception"
+    );
 }
 
 /// Reads the binary's output up to its last line before it waits, returning the exports. The
@@ -449,6 +470,9 @@ fn the_binary_with_azure_prints_the_azure_exports_and_azurite_ends_with_it() {
             std::thread::sleep(std::time::Duration::from_millis(100));
             !answers(&endpoint)
         });
-        assert!(stopped, "Azurite still answers at {endpoint} after kill {signal}");
+        assert!(
+            stopped,
+            "Azurite still answers at {endpoint} after kill {signal}"
+        );
     }
 }

@@ -122,11 +122,15 @@ impl Blobs for Bucket {
             .await
         {
             Ok(output) => {
-                let bytes = output.body.collect().await.map_err(|error| StoreError::S3 {
-                    code: "IOError".to_owned(),
-                    message: error.to_string(),
-                    status: 500,
-                })?;
+                let bytes = output
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|error| StoreError::S3 {
+                        code: "IOError".to_owned(),
+                        message: error.to_string(),
+                        status: 500,
+                    })?;
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
             Err(error) => match store_error(error) {

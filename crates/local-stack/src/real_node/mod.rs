@@ -342,7 +342,8 @@ fn write_configuration(
 
 /// Whether the node answers `_cluster/health` with a non-red status.
 async fn health(address: std::net::SocketAddr) -> bool {
-    let probe = crate::loopback_http::request(address, ::http::Method::GET, "/_cluster/health", None);
+    let probe =
+        crate::loopback_http::request(address, ::http::Method::GET, "/_cluster/health", None);
     match tokio::time::timeout(Duration::from_secs(5), probe).await {
         Ok(Ok((200, body))) => serde_json::from_slice::<serde_json::Value>(&body)
             .is_ok_and(|health| health["status"] != "red"),
