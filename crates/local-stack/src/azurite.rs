@@ -135,27 +135,47 @@ impl Azurite {
 
 /// `OSSNAP_AZURITE`, else `azurite/node_modules/.bin/azurite-blob` at the workspace root.
 fn executable() -> Result<PathBuf, Error> {
-    let (path, from_environment) = match std::env::var_os("OSSNAP_AZURITE") {
-        Some(path) => (PathBuf::from(path), true),
-        None => (
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../azurite/node_modules/.bin/azurite-blob"),
-            false,
-        ),
-    };
-    if path.is_file() {
-        return Ok(path);
-    }
-    let reason = if from_environment {
-        format!(
+    locate(
+        std::env::var_os("OSSNAP_AZURITE").map(PathBuf::from),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../azurite/node_modules/.bin/azurite-blob"),
+    )
+}
+
+/// The `configured` executable, else the `installed` one; an error saying how to get one.
+fn locate(configured: Option<PathBuf>, installed: PathBuf) -> Result<PathBuf, Error> {
+    let reason = match configured {
+        Some(path) if path.is_file() => return Ok(path),
+        Some(path) => format!(
             "OSSNAP_AZURITE names {}, which does not exist; point it at an azurite-blob executable, or unset it and run `make azure-tools`",
             path.display()
-        )
-    } else {
-        format!(
+        ),
+        None if installed.is_file() => return Ok(installed),
+        None => format!(
             "{} is missing: run `make azure-tools` (it installs Azurite from npm into azurite/node_modules), or set OSSNAP_AZURITE to an azurite-blob executable",
-            path.display()
-        )
+            installed.display()
+        ),
     };
     Err(Error::Azurite { reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_azurite_names_the_make_target_or_the_variable() {
+        let missing = PathBuf::from("/nonexistent/azurite-blob");
+        let present = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let reason = |result: Result<PathBuf, Error>| result.unwrap_err().to_string();
+
+        assert!(reason(locate(None, missing.clone())).contains("run `make azure-tools`"));
+        assert!(reason(locate(Some(missing.clone()), present.clone()))
+            .starts_with("Azurite: OSSNAP_AZURITE names /nonexistent/azurite-blob"));
+        assert_eq!(locate(None, present.clone()).unwrap(), present);
+        assert_eq!(
+            locate(Some(present.clone()), missing).unwrap(),
+            present,
+            "the variable wins"
+        );
+    }
 }

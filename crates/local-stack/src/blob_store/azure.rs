@@ -118,11 +118,11 @@ impl AzureClient {
             .method(method.clone())
             .uri(format!("http://{}{path_and_query}", account.address))
             .body(HttpRequestBody::from(Bytes::new()))
-            .map_err(unreachable)?;
+            .map_err(not_sent)?;
         for (name, value) in headers {
             signed.headers_mut().insert(
                 name.clone(),
-                HeaderValue::from_str(value).map_err(unreachable)?,
+                HeaderValue::from_str(value).map_err(not_sent)?,
             );
         }
         if !body.is_empty() {
@@ -132,12 +132,12 @@ impl AzureClient {
         }
         AzureAuthorizer::new(&account.credential, &account.name)
             .try_authorize(&mut signed)
-            .map_err(unreachable)?;
+            .map_err(not_sent)?;
         let mut request = http::Request::builder()
             .method(method)
             .uri(path_and_query)
             .body(body)
-            .map_err(unreachable)?;
+            .map_err(not_sent)?;
         *request.headers_mut() = signed.into_parts().0.headers;
         crate::loopback_http::send(account.address, request)
             .await
@@ -149,7 +149,8 @@ fn encode(segment: &str) -> String {
     utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
-fn unreachable(error: impl std::fmt::Display) -> StoreError {
+/// A request that could not be built or signed, reported as one that got no answer.
+fn not_sent(error: impl std::fmt::Display) -> StoreError {
     StoreError::AzureUnreachable {
         reason: error.to_string(),
     }

@@ -86,15 +86,16 @@ impl StoreError {
             }
             StoreError::Azure { .. } | StoreError::AzureUnreachable { .. } => {
                 // AzureBlobContainer wraps the SDK's exception in an IOException: with its own
-                // words on upload, with the exception's text when listing.
-                let cause_type = match self {
-                    StoreError::Azure { .. } => "blob_storage_exception",
-                    _ => "connect_exception",
+                // words on upload, with the exception's class and message when listing.
+                let (cause_type, exception) = match self {
+                    StoreError::Azure { .. } => (
+                        "blob_storage_exception",
+                        "com.azure.storage.blob.models.BlobStorageException",
+                    ),
+                    _ => ("connect_exception", "java.net.ConnectException"),
                 };
                 let reason = match operation {
-                    Operation::ListRootIndex => {
-                        format!("com.azure.storage.blob.models.BlobStorageException: {self}")
-                    }
+                    Operation::ListRootIndex => format!("{exception}: {self}"),
                     Operation::Upload { path } => format!(
                         "Can not write blob {}",
                         path.rsplit('/').next().unwrap_or(path)
