@@ -11,18 +11,22 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::StreamExt;
 use ossnap_copy::{Batch, Copier, CopyInput, CopyOutput, Destination, Mode};
+use ossnap_core::check_restore::{self, CheckRestoreAnswer, CheckRestoreInput};
 use ossnap_core::clock::Clock;
 use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
+use ossnap_core::restore::{self, IndexList, RestoreInput};
 use ossnap_core::{Deps, ErrorKind};
-use ossnap_local_stack::SnapshotOutcome;
+use ossnap_local_stack::{Profile, SnapshotOutcome};
 use ossnap_repository::repository_data::decode_index_latest;
 use ossnap_repository::RepositoryData;
+use ossnap_storage::azure::{AzureCredential, AzureLocation, AzureSettings, AzureStore};
+use ossnap_storage::azure_target::AzureTarget;
 use ossnap_storage::folder::FolderStore;
 use ossnap_storage::s3::S3Store;
 use ossnap_storage::{Blob, BlobSink, BlobStore, ByteStream, ReadRange, RequestCounts};
 use ossnap_tests::stack::BASE_PATH;
-use ossnap_tests::TestStack;
+use ossnap_tests::{LambdaProcess, TestStack};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -313,11 +317,11 @@ async fn no_blob_is_written_before_the_blobs_it_points_at_and_index_latest_comes
     }
 }
 
-/// A folder whose writes after the first `allowed` write their first chunk and then never
+/// A destination whose writes after the first `allowed` send their first chunk and then never
 /// finish: the state of a process killed mid-blob.
 #[derive(Debug)]
 struct Stalling {
-    inner: FolderStore,
+    inner: Arc<dyn BlobSink>,
     allowed: AtomicUsize,
     stalled: Arc<Notify>,
 }
@@ -360,6 +364,16 @@ impl BlobSink for Stalling {
     }
 }
 
+/// Runs a copy through `stalling` in a task, one blob at a time (so that exactly five are whole
+/// when the sixth is cut off), and aborts it once the sixth is stuck.
+async fn kill_after_five_blobs(stack: &TestStack, stalling: Arc<Stalling>) {
+    let killed = copier_with(stack, stalling.clone(), &[("COPY_CONCURRENCY", "1")]);
+    let run = tokio::spawn(async move { ossnap_copy::run(&killed, CopyInput::default()).await });
+    stalling.stalled.notified().await;
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+}
+
 fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![root.to_path_buf()];
@@ -384,16 +398,11 @@ async fn a_copy_killed_mid_blob_resumes_where_it_stopped_and_ends_identical() {
 
     let dir = tempfile::tempdir().unwrap();
     let stalling = Arc::new(Stalling {
-        inner: FolderStore::new(dir.path()),
+        inner: folder(&dir),
         allowed: AtomicUsize::new(5),
         stalled: Arc::default(),
     });
-    // One blob at a time, so that exactly five are whole when the sixth is cut off.
-    let killed = copier_with(&stack, stalling.clone(), &[("COPY_CONCURRENCY", "1")]);
-    let run = tokio::spawn(async move { ossnap_copy::run(&killed, CopyInput::default()).await });
-    stalling.stalled.notified().await;
-    run.abort();
-    assert!(run.await.unwrap_err().is_cancelled());
+    kill_after_five_blobs(&stack, stalling).await;
     // The blob cut off mid-write is on disk, but no reader sees it as a blob.
     let destination = FolderStore::new(dir.path());
     let visible = destination.list("").await.unwrap();
@@ -918,4 +927,294 @@ fn stack_less_client() -> aws_sdk_s3::Client {
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .build(),
     )
+}
+
+// Azure Blob Storage, in the stack's Azurite.
+
+async fn stack_with_azurite() -> TestStack {
+    TestStack::start_with(|config| config.azure = true).await
+}
+
+/// Two snapshots, as [`two_snapshots`], on a stack that also runs Azurite.
+async fn two_snapshots_and_azurite() -> (TestStack, Deps) {
+    let stack = stack_with_azurite().await;
+    let deps = stack.deps(&[]);
+    stack.seed_index(&deps, "logs", 30).await;
+    stack.seed_index(&deps, "orders", 5).await;
+    stack.register(&deps).await;
+    stack.take_snapshot(&deps, "one").await;
+    index_docs(&deps, "logs", 10).await;
+    stack.take_snapshot(&deps, "two").await;
+    (stack, deps)
+}
+
+/// A copier to Azure as the stack's settings (`AZURE_STORAGE_*`) and `extra` say.
+fn azure_copier(stack: &TestStack, extra: &[(&str, &str)]) -> Copier {
+    let mut env = stack.env();
+    env.retain(|(name, _)| !extra.iter().any(|(overridden, _)| overridden == name));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Copier::new(
+        &Environment::from_pairs(env),
+        S3Store::new(stack.local.s3_client()),
+        Destination::Azure { secrets: None },
+    )
+    .unwrap()
+}
+
+/// The stack's container, as a repository under `base_path`, with blocks of `block_size`.
+fn azure_store(stack: &TestStack, base_path: &str, block_size: usize) -> AzureStore {
+    let azure = stack.local.azure().expect("the stack runs Azurite");
+    let location = AzureLocation {
+        account: azure.account.clone(),
+        container: azure.container.clone(),
+        base_path: base_path.into(),
+    };
+    let mut settings = AzureSettings::new(location, AzureCredential::AccountKey(azure.key.clone()));
+    settings.endpoint = Some(azure.blob_endpoint.clone());
+    settings.block_size = block_size;
+    AzureStore::connect(settings).unwrap()
+}
+
+async fn document_count(deps: &Deps, index: &str) -> u64 {
+    let answer: serde_json::Value = deps
+        .opensearch
+        .call(http::Method::GET, &format!("/{index}/_count"), &[], None)
+        .await
+        .unwrap();
+    answer["count"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_copy_in_azure_verifies_there_and_restores_on_another_cluster_with_every_document() {
+    let (stack, deps) = two_snapshots_and_azurite().await;
+    let copied = copy_all(&azure_copier(&stack, &[])).await;
+    let azure = stack.local.azure().unwrap();
+    assert_eq!(
+        copied.to,
+        json!({"account": azure.account, "container": azure.container, "base_path": BASE_PATH})
+    );
+    let written = copied.requests.destination;
+    assert_eq!(written.put, copied.blobs_copied, "{written:?}");
+    assert_eq!(written.bytes_written, copied.bytes_copied);
+    // In Azure, byte for byte what the source holds.
+    let in_azure = contents(&azure_store(&stack, BASE_PATH, 8 << 20)).await;
+    assert_eq!(in_azure.len() as u64, copied.blobs_copied);
+    let at_source = contents(&source(&stack)).await;
+    for (name, bytes) in &in_azure {
+        assert_eq!(Some(bytes), at_source.get(name), "{name}");
+    }
+
+    // verify reads the copy in Azure, every data blob whole.
+    let verifier = ossnap_verify::Verifier {
+        depth: ossnap_verify::Depth::Full,
+        ..ossnap_verify::Verifier::new(
+            &Environment::from_pairs(stack.env()),
+            stack.local.s3_client(),
+            Clock::without_sleeps(),
+        )
+        .unwrap()
+    };
+    for snapshot in ["one", "two"] {
+        let input = ossnap_verify::VerifyInput {
+            snapshot: Some(snapshot.into()),
+            azure: Some(AzureTarget::default()),
+            ..Default::default()
+        };
+        let invocation = Invocation {
+            input,
+            scheduled_time: None,
+        };
+        let verified = ossnap_verify::run(&verifier, invocation).await.unwrap();
+        assert!(verified.verified, "{verified:?}");
+        assert!(
+            verified.location.starts_with("azure://devstoreaccount1/"),
+            "{verified:?}"
+        );
+    }
+
+    // A second cluster registers the copy read-only, as an azure repository, and restores.
+    let other = stack
+        .local
+        .start_another_cluster("azure-side", Profile::V2)
+        .await
+        .unwrap();
+    let other_deps = stack.deps_at(
+        &other.opensearch_endpoint(),
+        &[
+            ("SNAPSHOT_REPOSITORY", "from-azure"),
+            ("SNAPSHOT_REPOSITORY_TYPE", "azure"),
+            ("SNAPSHOT_READONLY", "true"),
+        ],
+    );
+    stack.register(&other_deps).await;
+    let input = RestoreInput {
+        snapshot: Some("two".into()),
+        ..RestoreInput::default()
+    };
+    let restore = restore::run(&other_deps, input).await.unwrap();
+    assert_eq!(restore.indices, ["logs", "orders"]);
+    for _ in 0..600 {
+        let input = CheckRestoreInput {
+            indices: Some(IndexList::Many(restore.indices.clone())),
+            ..Default::default()
+        };
+        let invocation = Invocation {
+            input,
+            scheduled_time: None,
+        };
+        match check_restore::run(&other_deps, invocation).await.unwrap() {
+            CheckRestoreAnswer::Report(answer) if answer.report.done => {
+                assert!(answer.report.healthy, "{answer:?}");
+                break;
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    for index in ["logs", "orders"] {
+        assert_eq!(
+            document_count(&other_deps, index).await,
+            document_count(&deps, index).await,
+            "{index}"
+        );
+    }
+    assert_eq!(document_count(&other_deps, "logs").await, 40);
+    other.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_azure_credentials_are_an_auth_error_naming_the_account() {
+    let (stack, _deps) = two_snapshots_and_azurite().await;
+    let wrong_key = "d3Jvbmcga2V5IGZvciB0aGUgZGV2ZWxvcG1lbnQgYWNjb3VudA==";
+    let error = copy(
+        &azure_copier(&stack, &[("AZURE_STORAGE_KEY", wrong_key)]),
+        CopyInput::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AuthError, "{error}");
+    assert!(error.message().contains("`devstoreaccount1`"), "{error}");
+    assert!(!error.message().contains(wrong_key), "{error}");
+
+    let wrong_sas =
+        "sv=2022-11-02&ss=b&srt=co&sp=rwlc&se=2030-01-01T00:00:00Z&sig=bm90LWEtc2lnbmF0dXJl";
+    let error = copy(
+        &azure_copier(
+            &stack,
+            &[
+                ("AZURE_STORAGE_KEY", ""),
+                ("AZURE_STORAGE_SAS_TOKEN", wrong_sas),
+            ],
+        ),
+        CopyInput::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AuthError, "{error}");
+    assert!(error.message().contains("`devstoreaccount1`"), "{error}");
+    assert!(!error.message().contains("bm90LWEtc2lnbmF0dXJl"), "{error}");
+
+    // A container that does not exist is a setting to fix, named.
+    let error = copy(
+        &azure_copier(&stack, &[]),
+        CopyInput {
+            to: Some(serde_json::from_value(json!({"container": "not-there"})).unwrap()),
+            ..CopyInput::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ConfigError, "{error}");
+    assert!(error.message().contains("`not-there`"), "{error}");
+    // Nothing was written by any of them.
+    assert!(contents(&azure_store(&stack, BASE_PATH, 8 << 20))
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_copy_to_azure_killed_mid_blob_leaves_no_blob_of_its_blocks_and_resumes() {
+    let (stack, _deps) = two_snapshots_and_azurite().await;
+    let reference = tempfile::tempdir().unwrap();
+    let whole = copy_all(&copier(&stack, folder(&reference))).await;
+
+    // Blocks of 64 bytes: every data blob is sent in several Put Block requests.
+    let blocks = Arc::new(azure_store(&stack, BASE_PATH, 64));
+    let stalling = Arc::new(Stalling {
+        inner: blocks.clone(),
+        allowed: AtomicUsize::new(5),
+        stalled: Arc::default(),
+    });
+    kill_after_five_blobs(&stack, stalling).await;
+    // Only the five finished blobs are there...
+    let in_azure = contents(blocks.as_ref()).await;
+    assert_eq!(in_azure.len(), 5, "{:?}", in_azure.keys());
+    // ...though the sixth's blocks were sent too: more blocks than the five took, never
+    // committed by a Put Block List.
+    let blocked: Vec<u64> = in_azure
+        .values()
+        .map(|bytes| bytes.len() as u64)
+        .filter(|&size| size > 64)
+        .collect();
+    let sent = blocks.requests();
+    assert_eq!(sent.put_block_list, blocked.len() as u64, "{sent:?}");
+    assert!(
+        sent.put_block > blocked.iter().map(|size| size.div_ceil(64)).sum::<u64>(),
+        "{sent:?}"
+    );
+
+    let resumed = copy_all(&azure_copier(&stack, &[])).await;
+    assert_eq!(resumed.blobs_skipped, 5, "{resumed:?}");
+    assert_eq!(resumed.blobs_copied + 5, whole.blobs_copied);
+    assert_eq!(
+        contents(blocks.as_ref()).await,
+        contents(&FolderStore::new(reference.path())).await
+    );
+}
+
+#[tokio::test]
+async fn the_copy_function_copies_to_azure_as_lambda_runs_it_and_logs_no_secret() {
+    let (stack, _deps) = two_snapshots_and_azurite().await;
+    let logs = tempfile::NamedTempFile::new().unwrap();
+    let mut command = tokio::process::Command::new(ossnap_tests::function_binary("copy"));
+    command
+        .stdout(logs.reopen().unwrap())
+        .stderr(logs.reopen().unwrap());
+    let mut env = stack.env();
+    env.push(("RUST_LOG".into(), "debug".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut function = LambdaProcess::start_command(command, "copy", &env)
+        .await
+        .unwrap();
+
+    let dry = function.invoke(json!({"dry_run": true})).await.unwrap();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["blobs_skipped"], 0);
+    let copied = function.invoke(json!({})).await.unwrap();
+    assert_eq!(copied["blobs_copied"], dry["blobs_copied"]);
+    assert_eq!(copied["snapshots"], json!(["one", "two"]));
+    assert_eq!(copied["newer_generation"], serde_json::Value::Null);
+    let again = function.invoke(json!({"mode": "all"})).await.unwrap();
+    assert_eq!(again["blobs_copied"], 0);
+
+    let refused = function
+        .invoke(json!({"to": {"acount": "typo"}}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error_type, "ConfigError");
+    assert!(refused.error_message.contains("acount"), "{refused:?}");
+    let refused = function
+        .invoke(json!({"mode": "finalize"}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error_type, "ConfigError");
+
+    drop(function);
+    let logged = std::fs::read_to_string(logs.path()).unwrap();
+    let key = &stack.local.azure().unwrap().key;
+    assert!(logged.contains("copy done"), "{logged}");
+    assert!(!logged.contains(key.as_str()), "the account key was logged");
+    assert!(
+        logged.contains("\"Function\":\"copy\""),
+        "no metrics: {logged}"
+    );
 }
