@@ -4,7 +4,7 @@
 ARCH          ?= arm64
 PYTHON        ?= python3
 VENV          := .venv
-FUNCTIONS     := register snapshot check-status verify retention restore check-restore
+FUNCTIONS     := register snapshot check-status verify retention restore check-restore copy
 # cargo-lambda and the independent SigV4 signer the tests compare against, pinned.
 PY_TOOLS      := cargo-lambda==1.9.2 botocore==1.44.8
 

@@ -614,9 +614,20 @@ fn copy_text(style: Style, output: &CopyOutput) -> String {
         ),
     };
     let (copied, mode) = if output.dry_run {
-        ("to copy", "dry run: nothing was written")
+        ("to copy", "dry run: nothing was written".to_string())
+    } else if output.blobs_copied == 0 {
+        (
+            "copied",
+            format!(
+                "nothing to copy: the destination holds generation {} whole",
+                output.generation
+            ),
+        )
     } else {
-        ("copied", "copied: index-N and index.latest written last")
+        (
+            "copied",
+            "copied: data first, index-N and index.latest last".to_string(),
+        )
     };
     let source = &output.requests.source;
     let written = &output.requests.destination;
@@ -634,7 +645,7 @@ fn copy_text(style: Style, output: &CopyOutput) -> String {
             ),
         ),
         ("to", destination),
-        ("mode", mode.to_string()),
+        ("mode", mode),
         (
             copied,
             format!(
