@@ -166,7 +166,7 @@ impl<'a> Transfer<'a> {
                 .map(|(_, name)| name.clone()),
             ShardIndex::Absent => None,
         };
-        let metadata: Vec<String> = shard_snapshots
+        let mut metadata: Vec<String> = shard_snapshots
             .iter()
             .chain(&shard_index)
             .cloned()
@@ -191,13 +191,19 @@ impl<'a> Transfer<'a> {
         // names must be there (a new snapshot reuses them), even one of a snapshot the root
         // index no longer lists.
         if let Some(index) = shard_index.as_ref().filter(|_| generation.every_snapshot()) {
-            let Some(bytes) = self.source.get(index).await? else {
-                return Err(self.gone(generation, index).await);
-            };
-            let files = ShardSnapshots::from_blob(&bytes)
-                .map_err(|e| self.damaged(index, e))?
-                .files;
-            data.extend(files_of(folder, &files));
+            match self.source.get(index).await? {
+                Some(bytes) => {
+                    let files = ShardSnapshots::from_blob(&bytes)
+                        .map_err(|e| self.damaged(index, e))?
+                        .files;
+                    data.extend(files_of(folder, &files));
+                }
+                // Listed, then deleted: a newer generation replaced it meanwhile.
+                None => {
+                    self.superseded(generation, index).await?;
+                    metadata.retain(|name| name != index);
+                }
+            }
         }
         for name in &shard_snapshots {
             let Some(bytes) = self.source.get(name).await? else {
@@ -461,4 +467,92 @@ async fn list_all(
         .try_collect()
         .await?;
     Ok(sizes(listings.into_iter().flatten().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use async_trait::async_trait;
+    use ossnap_storage::folder::FolderStore;
+    use ossnap_storage::RequestCounts;
+
+    use super::*;
+
+    /// A real repository as a source that has just moved on: a newer `index-2` is listed, and
+    /// the shard index `replaced` is still listed but gone when read.
+    #[derive(Debug)]
+    struct MovedOn {
+        inner: FolderStore,
+        replaced: String,
+    }
+
+    #[async_trait]
+    impl BlobStore for MovedOn {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<Blob>> {
+            let mut blobs = self.inner.list(prefix).await?;
+            if prefix == layout::ROOT_INDEX_PREFIX {
+                blobs.push(Blob {
+                    name: "index-2".into(),
+                    size: 2,
+                });
+            }
+            Ok(blobs)
+        }
+        async fn open(&self, blob: &str, range: ReadRange) -> Result<Option<ByteStream>> {
+            if blob == self.replaced {
+                return Ok(None);
+            }
+            self.inner.open(blob, range).await
+        }
+        fn requests(&self) -> RequestCounts {
+            self.inner.requests()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shard_index_replaced_between_listing_and_reading_is_left_out_not_damage() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/real-repositories/ES_7_10_Single");
+        let raw = std::fs::read(fixture.join("index-1")).unwrap();
+        let generation = Generation::new(1, raw, None).unwrap();
+        let index = generation.data.indices.values().next().unwrap();
+        let shard_generation = index.shard_generations.as_ref().unwrap()[0]
+            .clone()
+            .unwrap();
+        let replaced = layout::shard_index(&index.id, 0, &shard_generation);
+        let source = MovedOn {
+            inner: FolderStore::new(&fixture),
+            replaced: replaced.clone(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let destination = FolderStore::new(dir.path());
+        let progress = Progress::default();
+        let transfer = Transfer::new(&source, &destination, 4, false, &progress);
+        let folder = ShardFolder {
+            index_id: index.id.clone(),
+            shard: 0,
+        };
+        transfer.folder(&generation, &folder).await.unwrap();
+
+        let counts = progress.counts();
+        assert_eq!(counts.shard_indices_superseded, 1);
+        assert_eq!(transfer.newest_seen(), Some(2));
+        let copied: Vec<String> = destination
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|blob| blob.name)
+            .collect();
+        assert!(!copied.contains(&replaced), "{copied:?}");
+        assert!(
+            copied.iter().any(|name| name.contains("/snap-")),
+            "{copied:?}"
+        );
+        assert!(copied.iter().any(|name| name.contains("/__")), "{copied:?}");
+    }
 }
