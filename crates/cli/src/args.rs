@@ -101,6 +101,18 @@ pub enum Command {
         /// structure, footers or full [VERIFY_DEPTH]
         #[arg(long, value_parser = ["structure", "footers", "full"])]
         depth: Option<String>,
+        /// Read the copy in Azure Blob Storage instead of the bucket (AZURE_STORAGE_* settings)
+        #[arg(long)]
+        azure: bool,
+        /// The Azure storage account [AZURE_STORAGE_ACCOUNT]
+        #[arg(long, requires = "azure")]
+        azure_account: Option<String>,
+        /// The container [AZURE_STORAGE_CONTAINER]
+        #[arg(long, requires = "azure")]
+        azure_container: Option<String>,
+        /// The path in the container (default: the bucket's base path) [AZURE_STORAGE_BASE_PATH]
+        #[arg(long, requires = "azure")]
+        azure_base_path: Option<String>,
     },
     /// The restore plan (--plan), or the restore; with --wait, its progress until every shard is
     /// back
@@ -241,9 +253,18 @@ impl Cli {
                 ),
             ]),
             Command::Snapshot(snapshot) => overrides.push((var::INDICES, snapshot.indices.clone())),
-            Command::Verify { depth, .. } => {
-                overrides.push((ossnap_verify::VERIFY_DEPTH, depth.clone()))
-            }
+            Command::Verify {
+                depth,
+                azure_account,
+                azure_container,
+                azure_base_path,
+                ..
+            } => overrides.extend([
+                (ossnap_verify::VERIFY_DEPTH, depth.clone()),
+                (azure_target::ACCOUNT, azure_account.clone()),
+                (azure_target::CONTAINER, azure_container.clone()),
+                (azure_target::BASE_PATH, azure_base_path.clone()),
+            ]),
             Command::Retention { dry_run } => {
                 overrides.push((retention_var::DRY_RUN, on(*dry_run)))
             }

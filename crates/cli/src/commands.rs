@@ -506,10 +506,17 @@ fn taken_by(snapshot: &ossnap_core::opensearch::SnapshotInfo) -> Option<String> 
         .map(str::to_string)
 }
 
-pub async fn verify(context: &Context, style: Style, snapshot: String) -> Result<Report> {
+/// Verifies `snapshot` in the bucket, or with `on_azure` in its copy in Azure Blob Storage.
+pub async fn verify(
+    context: &Context,
+    style: Style,
+    snapshot: String,
+    on_azure: bool,
+) -> Result<Report> {
     let verifier = context.verifier().await?;
     let input = ossnap_verify::VerifyInput {
         snapshot: Some(snapshot),
+        azure: on_azure.then(Default::default),
         ..Default::default()
     };
     let output = ossnap_verify::run(&verifier, invocation(input)).await?;
@@ -521,7 +528,7 @@ pub async fn verify(context: &Context, style: Style, snapshot: String) -> Result
             &[
                 ("repository", output.repository.clone()),
                 ("snapshot", output.snapshot.clone()),
-                ("verified", "PASS: complete in the bucket".to_string()),
+                ("verified", format!("PASS: complete in {}", output.location)),
                 (
                     "depth",
                     json["depth"].as_str().unwrap_or_default().to_string(),
@@ -534,7 +541,7 @@ pub async fn verify(context: &Context, style: Style, snapshot: String) -> Result
                     ),
                 ),
                 (
-                    "S3 requests",
+                    "requests",
                     format!(
                         "{} LIST, {} GET, {} bytes read",
                         requests.list, requests.get, requests.bytes_read

@@ -34,9 +34,9 @@ pub async fn run(cli: Cli, process: Environment) -> Exit {
         Command::Snapshot(args) => commands::snapshot(&context, style, args).await,
         Command::Status { snapshot } => commands::status(&context, style, snapshot.clone()).await,
         Command::List => commands::list(&context, style).await,
-        Command::Verify { snapshot, .. } => {
-            commands::verify(&context, style, snapshot.clone()).await
-        }
+        Command::Verify {
+            snapshot, azure, ..
+        } => commands::verify(&context, style, snapshot.clone(), *azure).await,
         Command::Retention { .. } => commands::retention(&context, style).await,
         Command::Copy(args) => commands::copy(&context, style, args).await,
         Command::Restore(args) => commands::restore(&context, style, args).await,

@@ -74,7 +74,13 @@ async fn ossnap(stack: &TestStack, args: &[&str]) -> Run {
 
 /// A stack with an index of two shards and the repository registered.
 async fn ready_stack() -> (TestStack, Deps) {
-    let stack = TestStack::start().await;
+    ready_stack_with(|_| {}).await
+}
+
+async fn ready_stack_with(
+    adjust: impl FnOnce(&mut ossnap_local_stack::LocalStackConfig),
+) -> (TestStack, Deps) {
+    let stack = TestStack::start_with(adjust).await;
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs-2026.11", 10).await;
     stack.register(&deps).await;
@@ -336,10 +342,7 @@ async fn verify_reads_the_bucket_and_exits_4_on_damage() {
 
     let run = ossnap(&stack, &["verify", "checked"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(
-        run.stdout.contains("PASS: complete in the bucket"),
-        "{run:?}"
-    );
+    assert!(run.stdout.contains("PASS: complete in s3://"), "{run:?}");
     let run = ossnap(
         &stack,
         &["verify", "checked", "--depth", "full", "--output", "json"],
@@ -904,4 +907,39 @@ async fn snapshot_wait_draws_progress_and_colour_on_a_terminal() {
         "{frames:#?}"
     );
     assert!(!last.contains('\u{1b}'), "NO_COLOR is honoured: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_in_azure_verifies_there_before_anyone_registers_it() {
+    let (stack, _) = ready_stack_with(|config| config.azure = true).await;
+    take_snapshot(&stack, "moving").await;
+
+    // Nothing copied yet: the copy's location holds no repository.
+    let run = ossnap(&stack, &["verify", "moving", "--azure"]).await;
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stderr.contains("not complete in azure://"), "{run:?}");
+
+    let run = ossnap(&stack, &["copy"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = ossnap(
+        &stack,
+        &[
+            "verify", "moving", "--azure", "--depth", "full", "--output", "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let verified = run.json();
+    assert_eq!(verified["verified"], true, "{run:?}");
+    assert!(
+        verified["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("azure://"),
+        "{run:?}"
+    );
+    assert!(verified["requests"]["bytes_read"].as_u64().unwrap() > 0);
+
+    let run = ossnap(&stack, &["verify", "moving", "--azure-container", "other"]).await;
+    assert_eq!(run.code, 2, "--azure-container needs --azure: {run:?}");
 }
