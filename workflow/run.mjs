@@ -6,12 +6,17 @@
 // - Task states whose resource is a Lambda function ARN call the Lambda Invoke API
 //   (POST /2015-03-31/functions/<name>/invocations) at --invoke-endpoint; a function error
 //   (X-Amz-Function-Error) is thrown with its errorType as the error's name, which is what
-//   Retry and Catch match on AWS. The sns:publish integration prints the message instead.
+//   Retry and Catch match on AWS, except Lambda's own (the process exited or timed out:
+//   Runtime.*, Sandbox.*), which Step Functions reports as Lambda.Unknown. Each request carries
+//   X-Ossnap-Paused-Ms, the virtual milliseconds the execution's pauses have added so far, so
+//   that the caller can move a simulated cluster's clock with the execution's. The sns:publish
+//   integration prints the message instead.
 // - The aws-sdk:sfn:listExecutions integration lists this execution as running, beside the
 //   executions named by --other-running-executions (a JSON array of ARNs): runs that overlap.
 // - Time is virtual: each Wait and each Retry pause really sleeps --pause-ms, but counts as the
 //   seconds the definition asks for, and the execution times out when that clock passes the
 //   definition's TimeoutSeconds, so a run that lasts hours on AWS takes seconds here.
+//   --start-time sets $$.Execution.StartTime (default: now), for runs on a virtual calendar.
 //
 // Every line has `type`, `elapsed_ms` (real) and `virtual_seconds`. The types are the library's
 // events, LambdaFunctionSucceeded (a function's own output, as in the execution history) and
@@ -39,6 +44,7 @@ const { values: options } = parseArgs({
     input: { type: "string", default: "{}" },
     "pause-ms": { type: "string", default: "10" },
     "other-running-executions": { type: "string", default: "[]" },
+    "start-time": { type: "string" },
   },
 });
 const pauseMs = Number(options["pause-ms"]);
@@ -59,7 +65,7 @@ const context = {
     Id: `arn:aws:states:local:123456789012:execution:ossnap-local:${executionName}`,
     Name: executionName,
     Input: JSON.parse(options.input),
-    StartTime: new Date().toISOString(),
+    StartTime: new Date(options["start-time"] ?? Date.now()).toISOString(),
   },
   StateMachine: { Id: stateMachineArn, Name: "ossnap-local" },
 };
@@ -158,7 +164,10 @@ async function invokeLambda(stateName, functionName, input) {
       `${invokeEndpoint}/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`,
       {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: {
+          "content-type": "application/json",
+          "x-ossnap-paused-ms": String(Math.max(0, Math.round(virtualExtraSeconds * 1000))),
+        },
         body: JSON.stringify(input),
       },
     );
@@ -171,6 +180,13 @@ async function invokeLambda(stateName, functionName, input) {
     throw namedError("Lambda.ServiceException", JSON.stringify(payload));
   }
   if (response.headers.has("x-amz-function-error")) {
+    if (!payload.errorType || /^(Runtime|Sandbox)\./.test(payload.errorType)) {
+      // What Step Functions reports for a function that crashed, was killed or timed out.
+      throw namedError(
+        "Lambda.Unknown",
+        `The cause could not be determined because Lambda did not return an error type. Returned payload: ${JSON.stringify(payload)}`,
+      );
+    }
     throw namedError(payload.errorType, payload.errorMessage);
   }
   emit({ type: "LambdaFunctionSucceeded", state: stateName, function: functionName, output: payload });

@@ -231,20 +231,22 @@ impl RunningSnapshot {
         }
     }
 
-    /// Fraction of the work done: grows linearly with elapsed time so that callers can estimate
-    /// the time left; a snapshot that never finishes creeps towards but never reaches 1.
-    fn progress(&self, duration: Duration) -> f64 {
-        let elapsed = self.started.elapsed().as_secs_f64();
+    /// Fraction of the work done at `now` (the cluster's clock): grows linearly with elapsed time
+    /// so that callers can estimate the time left; a snapshot that never finishes creeps towards
+    /// but never reaches 1.
+    fn progress(&self, duration: Duration, now: Instant) -> f64 {
+        let elapsed = (now - self.started).as_secs_f64();
         if self.never_finishes {
             return 0.99 * (1.0 - (-elapsed / duration.as_secs_f64().max(0.001)).exp());
         }
         (elapsed / duration.as_secs_f64().max(0.001)).min(0.99)
     }
 
-    /// `SnapshotStatus` while running: shards are processed one after another.
-    fn status_json(&self, duration: Duration) -> Value {
-        let progress = self.progress(duration);
-        let elapsed = self.started.elapsed().as_millis() as i64;
+    /// `SnapshotStatus` while running, at `now` (the cluster's clock): shards are processed one
+    /// after another.
+    fn status_json(&self, duration: Duration, now: Instant) -> Value {
+        let progress = self.progress(duration, now);
+        let elapsed = (now - self.started).as_millis() as i64;
         let total_shards = self.shards.len().max(1) as f64;
         let mut indices: std::collections::BTreeMap<&str, IndexProgress> =
             std::collections::BTreeMap::new();
@@ -850,7 +852,7 @@ impl Emulator {
 
         let (version_name, version_id) = self.config.profile.version();
         let uuid = random_base64_uuid();
-        let start_millis = now_millis();
+        let start_millis = self.control.now_millis();
         let (captured, decided, done_sender) = {
             let mut running = self.running.lock().unwrap();
             if running
@@ -910,7 +912,7 @@ impl Emulator {
                 name: name.to_owned(),
                 uuid: uuid.clone(),
                 start_millis,
-                started: Instant::now(),
+                started: self.control.now(),
                 indices: selected,
                 include_global_state,
                 metadata: metadata.clone(),
@@ -1099,11 +1101,9 @@ impl Emulator {
             std::future::pending::<()>().await;
         }
         if decided.state != SnapshotState::Failed {
-            let remaining = self
-                .config
-                .snapshot_duration
-                .saturating_sub(started.elapsed());
-            tokio::time::sleep(remaining).await;
+            self.control
+                .sleep_until(started + self.config.snapshot_duration)
+                .await;
         }
         let total_shards: u32 = captured.iter().map(|index| index.shards.len() as u32).sum();
         let successful_shards = if decided.state == SnapshotState::Failed {
@@ -1122,7 +1122,7 @@ impl Emulator {
             include_global_state: Some(include_global_state),
             metadata,
             start_time: start_millis,
-            end_time: now_millis().max(start_millis + 1),
+            end_time: self.control.now_millis().max(start_millis + 1),
             total_shards,
             successful_shards,
             failures: decided.failures,
@@ -1293,11 +1293,11 @@ impl Emulator {
                 .filter(|running| {
                     repository.is_none_or(|name| name == "_all" || running.repository == name)
                 })
-                .map(|running| running.status_json(duration))
+                .map(|running| running.status_json(duration, self.control.now()))
                 .collect();
             if repository.is_none_or(|name| name == AUTOMATED_REPOSITORY || name == "_all") {
                 if let Some(automated) = self.control.running_automated_snapshot() {
-                    let elapsed = automated.started.elapsed().as_millis() as i64;
+                    let elapsed = (self.control.now() - automated.started).as_millis() as i64;
                     snapshots.push(json!({
                         "snapshot": automated.name, "repository": AUTOMATED_REPOSITORY, "uuid": automated.uuid,
                         "state": "STARTED", "include_global_state": true,
@@ -1323,7 +1323,7 @@ impl Emulator {
                 .unwrap()
                 .iter()
                 .find(|running| running.repository == repository_name && &running.name == name)
-                .map(|running| running.status_json(duration));
+                .map(|running| running.status_json(duration, self.control.now()));
             if let Some(status) = running {
                 snapshots.push(status);
                 continue;
