@@ -31,7 +31,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
@@ -352,6 +352,9 @@ pub struct Workflow {
     definition: &'static str,
     /// `$$.Execution.StartTime` of the following runs (RFC 3339); now when `None`.
     start_time: Option<String>,
+    /// A runner started ahead for a definition, the library loaded and the definition
+    /// validated, waiting on stdin for its execution's options.
+    spare_runner: Option<(&'static str, tokio::process::Child)>,
     before_invoke: Arc<Mutex<Option<BeforeInvoke>>>,
 }
 
@@ -409,6 +412,7 @@ impl Workflow {
             other_running_executions: Vec::new(),
             definition: SNAPSHOT_STATE_MACHINE,
             start_time: None,
+            spare_runner: None,
             before_invoke,
         })
     }
@@ -447,30 +451,29 @@ impl Workflow {
     ) -> Result<Execution, WorkflowError> {
         let started = Instant::now();
         self.invocations.lock().unwrap().clear();
-        let mut runner = Command::new(node_binary()?);
+        let mut options = vec![
+            "--input".to_string(),
+            input.to_string(),
+            "--pause-ms".into(),
+            pause.as_millis().to_string(),
+            "--other-running-executions".into(),
+            json!(self.other_running_executions).to_string(),
+        ];
         if let Some(start_time) = &self.start_time {
-            runner.arg("--start-time").arg(start_time);
+            options.extend(["--start-time".into(), start_time.clone()]);
         }
-        let mut runner = runner
-            .arg(workspace_path("workflow/run.mjs"))
-            .arg("--definition")
-            .arg(workspace_path(self.definition))
-            .arg("--substitutions")
-            .arg(self.substitutions().to_string())
-            .arg("--invoke-endpoint")
-            .arg(&self.endpoint)
-            .arg("--input")
-            .arg(input.to_string())
-            .arg("--pause-ms")
-            .arg(pause.as_millis().to_string())
-            .arg("--other-running-executions")
-            .arg(json!(self.other_running_executions).to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| WorkflowError(format!("the workflow runner does not start: {e}")))?;
+        let mut runner = match self.spare_runner.take() {
+            Some((definition, spare)) if definition == self.definition => spare,
+            _ => self.spawn_runner()?,
+        };
+        let mut stdin = runner.stdin.take().expect("stdin is piped");
+        stdin
+            .write_all(format!("{}\n", json!(options)).as_bytes())
+            .await
+            .map_err(|e| WorkflowError(format!("the workflow runner takes no options: {e}")))?;
+        drop(stdin);
+        // The next run's runner loads the library meanwhile.
+        self.spare_runner = Some((self.definition, self.spawn_runner()?));
         let mut stderr = runner.stderr.take().expect("stderr is piped");
         let collect_stderr = tokio::spawn(async move {
             let mut text = String::new();
@@ -532,6 +535,15 @@ impl Workflow {
         })
     }
 
+    /// A runner for this workflow's definition, waiting for an execution's options.
+    fn spawn_runner(&self) -> Result<tokio::process::Child, WorkflowError> {
+        spawn_runner(
+            &workspace_path(self.definition),
+            &self.substitutions(),
+            &self.endpoint,
+        )
+    }
+
     /// DefinitionSubstitutions pointing at the local functions and topic.
     fn substitutions(&self) -> Value {
         let mut values: serde_json::Map<String, Value> = FUNCTIONS
@@ -574,6 +586,33 @@ impl Drop for Workflow {
         // The server owns the processes: ending it ends them (kill on drop).
         self.server.abort();
     }
+}
+
+/// A runner waiting for its options on stdin (`--options-on-stdin`), with Node's compile cache.
+fn spawn_runner(
+    definition: &Path,
+    substitutions: &Value,
+    endpoint: &str,
+) -> Result<tokio::process::Child, WorkflowError> {
+    Command::new(node_binary()?)
+        .arg(workspace_path("workflow/run.mjs"))
+        .arg("--options-on-stdin")
+        .arg("--definition")
+        .arg(definition)
+        .arg("--substitutions")
+        .arg(substitutions.to_string())
+        .arg("--invoke-endpoint")
+        .arg(endpoint)
+        .env(
+            "NODE_COMPILE_CACHE",
+            workspace_path("target/node-compile-cache"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| WorkflowError(format!("the workflow runner does not start: {e}")))
 }
 
 fn workspace_path(relative: &str) -> PathBuf {

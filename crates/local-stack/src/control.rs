@@ -136,6 +136,8 @@ pub struct Control {
     /// How far the cluster's clock is ahead of real time.
     clock_offset: Mutex<Duration>,
     clock_moved: tokio::sync::Notify,
+    /// Snapshots (by uuid) due to end at a time on the cluster's clock, until written.
+    due: Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl Control {
@@ -173,6 +175,30 @@ impl Control {
     /// The cluster's clock now, in milliseconds since the epoch (what snapshots record).
     pub(crate) fn now_millis(&self) -> i64 {
         crate::opensearch::now_millis() + self.clock_offset().as_millis() as i64
+    }
+
+    /// The snapshot `uuid` ends at `at` on the cluster's clock (see [`Self::settled`]).
+    pub(crate) fn expect_end(&self, uuid: &str, at: Instant) {
+        self.due.lock().unwrap().insert(uuid.to_owned(), at);
+    }
+
+    /// The snapshot `uuid` is written, or aborted.
+    pub(crate) fn ended(&self, uuid: &str) {
+        self.due.lock().unwrap().remove(uuid);
+    }
+
+    /// Waits (5 s at most) until every snapshot whose time is up on the cluster's clock is
+    /// written, so that what a test reads after moving the clock is what the cluster would show
+    /// at that time; false if some were still being written.
+    pub async fn settled(&self) -> bool {
+        for _ in 0..1000 {
+            let now = self.now();
+            if self.due.lock().unwrap().values().all(|at| *at > now) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
     }
 
     /// Waits until the cluster's clock reaches `deadline`, by real time passing or the clock

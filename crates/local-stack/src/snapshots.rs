@@ -447,6 +447,7 @@ impl Emulator {
             if let Some(task) = running.task {
                 task.abort();
             }
+            self.control.ended(&running.uuid);
         }
     }
 
@@ -906,13 +907,18 @@ impl Emulator {
             drop(state);
 
             let decided = self.decide_outcome(&captured, partial);
+            let started = self.control.now();
+            if !decided.never_finishes {
+                self.control
+                    .expect_end(&uuid, started + self.config.snapshot_duration);
+            }
             let (done_sender, done) = watch::channel(None);
             running.push(RunningSnapshot {
                 repository: repository_name.to_owned(),
                 name: name.to_owned(),
                 uuid: uuid.clone(),
                 start_millis,
-                started: self.control.now(),
+                started,
                 indices: selected,
                 include_global_state,
                 metadata: metadata.clone(),
@@ -944,6 +950,7 @@ impl Emulator {
                     .lock()
                     .unwrap()
                     .retain(|running| running.uuid != uuid);
+                self.control.ended(&uuid);
                 return Err(repository_read_error(repository_name, &error));
             }
         };
@@ -980,6 +987,7 @@ impl Emulator {
                 .lock()
                 .unwrap()
                 .retain(|running| running.uuid != task_uuid);
+            emulator.control.ended(&task_uuid);
             let _ = done_sender.send(Some(result));
         });
         let mut done = {
@@ -1452,6 +1460,7 @@ impl Emulator {
                     if let Some(task) = &snapshot.task {
                         task.abort();
                     }
+                    self.control.ended(&snapshot.uuid);
                     false
                 } else {
                     true
