@@ -161,7 +161,6 @@ impl Checker {
         let newest_healthy = self
             .known
             .iter()
-            .map(|(name, seen)| (name, seen))
             .chain(current.iter().map(|(name, (seen, _))| (name, seen)))
             .filter(|(name, seen)| {
                 seen.healthy && seen.ours && !self.operator_deleted.contains(*name)
