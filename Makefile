@@ -37,8 +37,8 @@ soak: workflow-tools
 	cargo build --workspace --bins
 	cargo run -q -p ossnap-tests --bin soak
 
-# The long fuzz run: PROPTEST_CASES (default 100000) cases per target.
-PROPTEST_CASES ?= 100000
+# The long fuzz run: PROPTEST_CASES (default 10000) cases per target.
+PROPTEST_CASES ?= 10000
 fuzz:
 	PROPTEST_CASES=$(PROPTEST_CASES) cargo test -p ossnap-tests --test fuzz
 

@@ -335,8 +335,9 @@ impl FunctionSpec {
 /// Each function: how to start it, and its warm process.
 type Processes = HashMap<String, (FunctionSpec, tokio::sync::Mutex<LambdaProcess>)>;
 
-/// The errorTypes Lambda itself reports for a process that died or ran out of time.
-fn process_lost(error: &FunctionError) -> bool {
+/// Whether `error` is Lambda's own: the process died or ran out of time (Step Functions then
+/// reports `Lambda.Unknown`).
+pub fn process_lost(error: &FunctionError) -> bool {
     error.error_type.starts_with("Runtime.") || error.error_type.starts_with("Sandbox.")
 }
 

@@ -431,9 +431,10 @@ impl Soak {
             *self.report.faults.entry(kind.into()).or_default() += 1;
         }
         let killed = execution.invocations.iter().any(|invocation| {
-            invocation.outcome.as_ref().is_err_and(|error| {
-                error.error_type.starts_with("Runtime.") || error.error_type.starts_with("Sandbox.")
-            })
+            invocation
+                .outcome
+                .as_ref()
+                .is_err_and(crate::workflow::process_lost)
         });
         if killed {
             *self
