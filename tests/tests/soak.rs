@@ -3,7 +3,7 @@
 //! a violation when there is one. The full soak is `make soak` (README, "Soak").
 //! Needs `make workflow-tools` and `cargo build --workspace --bins` (`make test` does both).
 
-use ossnap_tests::soak::{self, invariants::REPOSITORY, Soak, SoakConfig};
+use ossnap_tests::soak::{self, invariants::REPOSITORY, RunFault, Soak, SoakConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_keeps_every_invariant() {
@@ -102,4 +102,33 @@ async fn a_thirty_minute_snapshot_is_polled_a_handful_of_times() {
     assert!(long.workflow.polls <= 6, "{long:?}");
     assert_eq!(long.polling_every_60_s.polls, 30);
     assert!(long.workflow.transitions * 2 < long.polling_every_60_s.transitions);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_damaged_in_the_bucket_fail_their_run_and_break_no_invariant() {
+    let config = SoakConfig {
+        fault_rate: 0.0,
+        manual_rate: 0.0,
+        ..SoakConfig::default()
+    };
+    let mut soak = Soak::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+    for (day, fault) in [
+        None,
+        Some(RunFault::BlobMissing),
+        Some(RunFault::BlobTruncated),
+        None,
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        soak.run_day_with(day, fault)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let report = soak.report();
+    assert!(soak.violations().is_empty(), "{:?}", soak.violations());
+    assert_eq!(report.faults.get("blob_missing"), Some(&1));
+    assert_eq!(report.faults.get("blob_truncated"), Some(&1));
+    assert_eq!((report.runs_failed, report.runs_failed_notified), (2, 2));
 }

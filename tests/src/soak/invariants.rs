@@ -140,21 +140,40 @@ impl Checker {
         requests: &[LoggedRequest],
     ) -> Vec<String> {
         let mut found = Vec::new();
-        let listing = match sources
-            .deps
-            .opensearch
-            .get_snapshots(REPOSITORY, &["_all"], true)
-            .await
-        {
+        // Every name, then what can be read of each: a snapshot whose metadata blob is gone
+        // (one the soak damaged) fails a verbose listing of all, so it is read apart, as
+        // retention reads them.
+        let os = &sources.deps.opensearch;
+        let listing = match os.get_snapshots(REPOSITORY, &["_all"], false).await {
             Ok(listing) => listing,
             Err(error) => {
                 found.push(format!("{label}: the repository cannot be listed: {error}"));
                 return self.record(found);
             }
         };
+        let detailed = match os.find_snapshots(REPOSITORY, &["_all"], true).await {
+            Ok(detailed) => detailed,
+            Err(error) => {
+                found.push(format!("{label}: the snapshots cannot be read: {error}"));
+                return self.record(found);
+            }
+        };
         let current: BTreeMap<String, (Seen, &SnapshotInfo)> = listing
             .iter()
-            .map(|info| (info.snapshot.clone(), (Seen::from_info(info), info)))
+            .map(|brief| {
+                let name = brief.snapshot.clone();
+                match detailed.iter().find(|info| info.snapshot == name) {
+                    Some(info) => (name, (Seen::from_info(info), info)),
+                    None => {
+                        // Unreadable: never healthy; ours if it was, or if the soak damaged it.
+                        let mut seen = Seen::from_info(brief);
+                        seen.healthy = false;
+                        seen.ours = self.known.get(&name).is_some_and(|known| known.ours)
+                            || self.damaged.contains(&seen.uuid);
+                        (name, (seen, brief))
+                    }
+                }
+            })
             .collect();
 
         // Deletions: what was there and is gone.

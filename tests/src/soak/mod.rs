@@ -258,11 +258,20 @@ impl Soak {
     /// Day `day`: its scheduled run (and a repeated delivery), maybe a run by hand, each with
     /// the faults drawn for it and checked after it; then the clock moves to the next day.
     pub async fn run_day(&mut self, day: usize) -> Result<(), WorkflowError> {
-        let scheduled = self.first_day + DAY * day as u32;
         let run_fault = self
             .rng
             .chance(self.config.fault_rate)
             .then(|| *self.rng.pick(&RunFault::ALL));
+        self.run_day_with(day, run_fault).await
+    }
+
+    /// Day `day` with `run_fault` (and request faults and runs by hand as drawn).
+    pub async fn run_day_with(
+        &mut self,
+        day: usize,
+        run_fault: Option<RunFault>,
+    ) -> Result<(), WorkflowError> {
+        let scheduled = self.first_day + DAY * day as u32;
         let mut virtual_time = Duration::ZERO;
         if let Some(fault) = run_fault {
             self.prepare(fault, scheduled);
