@@ -8,7 +8,7 @@ FUNCTIONS     := register snapshot check-status verify retention restore check-r
 # cargo-lambda and the independent SigV4 signer the tests compare against, pinned.
 PY_TOOLS      := cargo-lambda==1.9.2 botocore==1.44.8
 
-.PHONY: build demo test test-rust lint package bench deploy tools opensearch-tools terminal-tools install
+.PHONY: build demo test test-rust lint package bench deploy tools opensearch-tools terminal-tools install soak fuzz
 
 # The main job on the local stack: the state machine as it deploys, run once by
 # aws-local-stepfunctions with the function binaries as its Lambda functions (workflow/workflow.mk).
@@ -24,11 +24,24 @@ build:
 	cargo build --workspace --release
 
 # The integration tests start the function binaries as Lambda does, so they are built first.
+# They include a short soak (tests/tests/soak.rs, SOAK_RUNS=50 unless set) and the fuzz targets
+# at proptest's default 256 cases each (tests/tests/fuzz.rs).
 test: test-rust lint-infra
 
 test-rust: tools workflow-tools opensearch-tools terminal-tools azure-tools
 	cargo build --workspace --bins
 	cargo test --workspace
+
+# The full soak: SOAK_RUNS (default 1000) nightly runs of the deployed state machine with faults,
+# seeded by SOAK_SEED; the report is printed and written to target/soak/report.json.
+soak: workflow-tools
+	cargo build --workspace --bins
+	cargo run -q -p ossnap-tests --bin soak
+
+# The long fuzz run: PROPTEST_CASES (default 10000) cases per target.
+PROPTEST_CASES ?= 10000
+fuzz:
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test -p ossnap-tests --test fuzz
 
 # The real OpenSearch nodes of the conformance suite: Maven fetches the integ-test zips (once, into
 # .cache/), unzip unpacks them, and they run on the JDKs under /usr/lib/jvm (2.x on Java 11-23,

@@ -6,12 +6,18 @@
 // - Task states whose resource is a Lambda function ARN call the Lambda Invoke API
 //   (POST /2015-03-31/functions/<name>/invocations) at --invoke-endpoint; a function error
 //   (X-Amz-Function-Error) is thrown with its errorType as the error's name, which is what
-//   Retry and Catch match on AWS. The sns:publish integration prints the message instead.
+//   Retry and Catch match on AWS, except Lambda's own (the process exited or timed out:
+//   Runtime.*, Sandbox.*), which Step Functions reports as Lambda.Unknown. Each request carries
+//   X-Ossnap-Paused-Ms, the virtual milliseconds the execution's pauses have added so far, so
+//   that the caller can move a simulated cluster's clock with the execution's. The sns:publish
+//   integration prints the message instead.
 // - The aws-sdk:sfn:listExecutions integration lists this execution as running, beside the
 //   executions named by --other-running-executions (a JSON array of ARNs): runs that overlap.
 // - Time is virtual: each Wait and each Retry pause really sleeps --pause-ms, but counts as the
 //   seconds the definition asks for, and the execution times out when that clock passes the
 //   definition's TimeoutSeconds, so a run that lasts hours on AWS takes seconds here.
+//   --start-time moves the execution's wall clock (Date) to that time as it starts, so that
+//   $$.Execution.StartTime is on a virtual calendar (the library sets it from `new Date()`).
 //
 // Every line has `type`, `elapsed_ms` (real) and `virtual_seconds`. The types are the library's
 // events, LambdaFunctionSucceeded (a function's own output, as in the execution history) and
@@ -21,6 +27,7 @@ import { readFile } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import { setImmediate as afterPendingEvents } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { createInterface } from "node:readline";
 
 if (typeof Promise.withResolvers !== "function") {
   console.error(
@@ -31,25 +38,59 @@ if (typeof Promise.withResolvers !== "function") {
 }
 const { StateMachine } = await import("aws-local-stepfunctions");
 
-const { values: options } = parseArgs({
-  options: {
-    definition: { type: "string" },
-    substitutions: { type: "string", default: "{}" },
-    "invoke-endpoint": { type: "string" },
-    input: { type: "string", default: "{}" },
-    "pause-ms": { type: "string", default: "10" },
-    "other-running-executions": { type: "string", default: "[]" },
-  },
-});
-const pauseMs = Number(options["pause-ms"]);
-const invokeEndpoint = options["invoke-endpoint"];
+// With --options-on-stdin the execution's own options (--input, --pause-ms,
+// --other-running-executions, --start-time) come as one line of stdin, a JSON array of
+// arguments: the runner is started, the library loaded and the definition validated (the slow
+// part) before the execution is known.
+const optionSpec = {
+  definition: { type: "string" },
+  substitutions: { type: "string" },
+  "invoke-endpoint": { type: "string" },
+  input: { type: "string" },
+  "pause-ms": { type: "string" },
+  "other-running-executions": { type: "string" },
+  "start-time": { type: "string" },
+  "options-on-stdin": { type: "boolean" },
+};
+const given = parseArgs({ options: optionSpec }).values;
 
 const definition = substitute(
-  await readFile(options.definition, "utf8"),
-  JSON.parse(options.substitutions),
+  await readFile(given.definition, "utf8"),
+  JSON.parse(given.substitutions ?? "{}"),
 );
+const machine = new StateMachine(definition);
+
+async function lineOfStdin() {
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    lines.close();
+    return JSON.parse(line);
+  }
+  process.exit(0); // stdin closed without an execution: nothing to run
+}
+
+const options = given["options-on-stdin"]
+  ? { ...given, ...parseArgs({ args: await lineOfStdin(), options: optionSpec }).values }
+  : given;
+const pauseMs = Number(options["pause-ms"] ?? "10");
+if (options["start-time"] !== undefined) {
+  const shift = Date.parse(options["start-time"]) - Date.now();
+  if (Number.isNaN(shift)) throw new Error(`--start-time ${options["start-time"]} is not a time`);
+  const RealDate = Date;
+  globalThis.Date = class extends RealDate {
+    constructor(...args) {
+      if (args.length === 0) super(RealDate.now() + shift);
+      else super(...args);
+    }
+    static now() {
+      return RealDate.now() + shift;
+    }
+  };
+}
+const invokeEndpoint = options["invoke-endpoint"];
+
 const timeoutSeconds = definition.TimeoutSeconds ?? Infinity;
-const otherRunningExecutions = JSON.parse(options["other-running-executions"]);
+const otherRunningExecutions = JSON.parse(options["other-running-executions"] ?? "[]");
 
 // The Context Object as Step Functions fills it, for the fields the definition reads.
 const stateMachineArn = "arn:aws:states:local:123456789012:stateMachine:ossnap-local";
@@ -58,7 +99,7 @@ const context = {
   Execution: {
     Id: `arn:aws:states:local:123456789012:execution:ossnap-local:${executionName}`,
     Name: executionName,
-    Input: JSON.parse(options.input),
+    Input: JSON.parse(options.input ?? "{}"),
     StartTime: new Date().toISOString(),
   },
   StateMachine: { Id: stateMachineArn, Name: "ossnap-local" },
@@ -158,7 +199,10 @@ async function invokeLambda(stateName, functionName, input) {
       `${invokeEndpoint}/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`,
       {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: {
+          "content-type": "application/json",
+          "x-ossnap-paused-ms": String(Math.max(0, Math.round(virtualExtraSeconds * 1000))),
+        },
         body: JSON.stringify(input),
       },
     );
@@ -171,6 +215,13 @@ async function invokeLambda(stateName, functionName, input) {
     throw namedError("Lambda.ServiceException", JSON.stringify(payload));
   }
   if (response.headers.has("x-amz-function-error")) {
+    if (!payload.errorType || /^(Runtime|Sandbox)\./.test(payload.errorType)) {
+      // What Step Functions reports for a function that crashed, was killed or timed out.
+      throw namedError(
+        "Lambda.Unknown",
+        `The cause could not be determined because Lambda did not return an error type. Returned payload: ${JSON.stringify(payload)}`,
+      );
+    }
     throw namedError(payload.errorType, payload.errorMessage);
   }
   emit({ type: "LambdaFunctionSucceeded", state: stateName, function: functionName, output: payload });
@@ -234,7 +285,6 @@ const overrides = {
   ),
 };
 
-const machine = new StateMachine(definition);
 // The clocks start with the execution, after the definition is validated.
 const startedAt = performance.now();
 const execution = machine.run(context.Execution.Input, { overrides, context, noThrowOnAbort: true });

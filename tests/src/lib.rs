@@ -4,9 +4,11 @@
 //! `bootstrap` with the environment Lambda gives it, and hands it one event at a time; the
 //! function's answer comes back as its output or as its `errorType` and `errorMessage`.
 //! [`TestStack`] is the local stack they run against, and [`workflow::Workflow`] the state
-//! machine that chains them, run by aws-local-stepfunctions with these processes as its functions.
+//! machine that chains them, run by aws-local-stepfunctions with these processes as its functions;
+//! [`soak`] runs that state machine night after night with faults, checking invariants.
 pub mod conformance;
 pub mod runtime_api;
+pub mod soak;
 pub mod stack;
 pub mod workflow;
 

@@ -130,6 +130,11 @@ impl LambdaProcess {
         }
     }
 
+    /// The process's id while it runs (to kill it from outside, as Lambda kills a function).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Time from spawning the process to its first `GET /invocation/next`: Lambda's init.
     pub fn init_duration(&self) -> Option<Duration> {
         let state = self.shared.state.lock().unwrap();

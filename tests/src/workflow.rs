@@ -9,10 +9,17 @@
 //!
 //! Each Wait and each Retry pause really lasts [`Workflow::run`]'s `pause` and counts as the
 //! seconds the ASL asks for on the run's virtual clock, on which the execution times out.
+//!
+//! As on AWS, a function whose process dies (killed, crashed) or times out is reported to Step
+//! Functions as `Lambda.Unknown`, and the next invocation gets a new process (a cold start).
+//! [`Workflow::before_invoke`] sees each invocation first, with the virtual time the pauses
+//! have added so far, and may have the process killed while it works.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +31,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
@@ -273,7 +280,66 @@ impl Execution {
     }
 }
 
-type Processes = HashMap<String, tokio::sync::Mutex<LambdaProcess>>;
+/// An invocation about to be handed to its function.
+#[derive(Debug, Clone)]
+pub struct Invoking {
+    pub function: String,
+    pub input: Value,
+    /// The virtual time the execution's Wait and Retry pauses have added to real time so far.
+    pub paused: Duration,
+}
+
+/// What a [`BeforeInvoke`] hook asks for the invocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InvokeAction {
+    /// Kill the function's process this long after handing it the event.
+    pub kill_after: Option<Duration>,
+}
+
+/// Called before each invocation (see [`Workflow::before_invoke`]).
+pub type BeforeInvoke =
+    Arc<dyn Fn(Invoking) -> Pin<Box<dyn Future<Output = InvokeAction> + Send>> + Send + Sync>;
+
+/// How one function's process is started, again after it died.
+struct FunctionSpec {
+    name: String,
+    env: Vec<(String, String)>,
+    log: Option<PathBuf>,
+}
+
+impl FunctionSpec {
+    async fn start(&self) -> Result<LambdaProcess, WorkflowError> {
+        let mut command = Command::new(function_binary(&self.name));
+        if let Some(path) = &self.log {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| WorkflowError(format!("{}'s log: {e}", self.name)))?;
+            let log_too = log
+                .try_clone()
+                .map_err(|e| WorkflowError(format!("{}'s log: {e}", self.name)))?;
+            command.stdout(log).stderr(log_too);
+        }
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        LambdaProcess::start_command(command, &self.name, &env)
+            .await
+            .map_err(|e| WorkflowError(format!("{} does not start: {e}", self.name)))
+    }
+}
+
+/// Each function: how to start it, and its warm process.
+type Processes = HashMap<String, (FunctionSpec, tokio::sync::Mutex<LambdaProcess>)>;
+
+/// Whether `error` is Lambda's own: the process died or ran out of time (Step Functions then
+/// reports `Lambda.Unknown`).
+pub fn process_lost(error: &FunctionError) -> bool {
+    error.error_type.starts_with("Runtime.") || error.error_type.starts_with("Sandbox.")
+}
 
 /// The functions of the state machine, warm, behind a local Lambda Invoke API.
 pub struct Workflow {
@@ -285,6 +351,12 @@ pub struct Workflow {
     other_running_executions: Vec<String>,
     /// The definition the runs interpret, relative to the workspace.
     definition: &'static str,
+    /// `$$.Execution.StartTime` of the following runs (RFC 3339); now when `None`.
+    start_time: Option<String>,
+    /// A runner started ahead for a definition, the library loaded and the definition
+    /// validated, waiting on stdin for its execution's options.
+    spare_runner: Option<(&'static str, tokio::process::Child)>,
+    before_invoke: Arc<Mutex<Option<BeforeInvoke>>>,
 }
 
 impl Workflow {
@@ -303,32 +375,35 @@ impl Workflow {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut processes = Processes::new();
         for (_, function) in FUNCTIONS {
-            let mut command = Command::new(function_binary(function));
-            if let Some(directory) = logs {
-                let log = std::fs::File::create(directory.join(format!("{function}.log")))
+            let log = logs.map(|directory| directory.join(format!("{function}.log")));
+            if let Some(log) = &log {
+                std::fs::File::create(log)
                     .map_err(|e| WorkflowError(format!("{function}'s log: {e}")))?;
-                let log_too = log
-                    .try_clone()
-                    .map_err(|e| WorkflowError(format!("{function}'s log: {e}")))?;
-                command.stdout(log).stderr(log_too);
             }
-            let process = LambdaProcess::start_command(command, function, &env)
-                .await
-                .map_err(|e| WorkflowError(format!("{function} does not start: {e}")))?;
-            processes.insert(function.to_string(), tokio::sync::Mutex::new(process));
+            let spec = FunctionSpec {
+                name: function.to_string(),
+                env: env.clone(),
+                log,
+            };
+            let process = spec.start().await?;
+            processes.insert(
+                function.to_string(),
+                (spec, tokio::sync::Mutex::new(process)),
+            );
         }
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| WorkflowError(format!("no loopback port for the invoke API: {e}")))?;
         let endpoint = format!("http://{}", listener.local_addr().expect("a bound address"));
         let invocations = Arc::new(Mutex::new(Vec::new()));
+        let before_invoke = Arc::new(Mutex::new(None));
         let server = tokio::spawn(serve_invoke_api(
             listener,
             Arc::new(processes),
             invocations.clone(),
+            before_invoke.clone(),
         ));
         Ok(Workflow {
             endpoint,
@@ -337,7 +412,24 @@ impl Workflow {
             server,
             other_running_executions: Vec::new(),
             definition: SNAPSHOT_STATE_MACHINE,
+            start_time: None,
+            spare_runner: None,
+            before_invoke,
         })
+    }
+
+    /// Calls `hook` before each following invocation, and does what it answers.
+    pub fn before_invoke(&mut self, hook: BeforeInvoke) {
+        *self.before_invoke.lock().unwrap() = Some(hook);
+    }
+
+    /// Starts the following executions at `time` (`$$.Execution.StartTime`, which names the
+    /// snapshot of a run started by hand), instead of now.
+    pub fn set_start_time(&mut self, time: Option<time::OffsetDateTime>) {
+        self.start_time = time.map(|time| {
+            time.format(&time::format_description::well_known::Rfc3339)
+                .expect("a time formats as RFC 3339")
+        });
     }
 
     /// Makes the following runs interpret `definition` ([`SNAPSHOT_STATE_MACHINE`] by default).
@@ -360,26 +452,29 @@ impl Workflow {
     ) -> Result<Execution, WorkflowError> {
         let started = Instant::now();
         self.invocations.lock().unwrap().clear();
-        let mut runner = Command::new(node_binary()?)
-            .arg(workspace_path("workflow/run.mjs"))
-            .arg("--definition")
-            .arg(workspace_path(self.definition))
-            .arg("--substitutions")
-            .arg(self.substitutions().to_string())
-            .arg("--invoke-endpoint")
-            .arg(&self.endpoint)
-            .arg("--input")
-            .arg(input.to_string())
-            .arg("--pause-ms")
-            .arg(pause.as_millis().to_string())
-            .arg("--other-running-executions")
-            .arg(json!(self.other_running_executions).to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| WorkflowError(format!("the workflow runner does not start: {e}")))?;
+        let mut options = vec![
+            "--input".to_string(),
+            input.to_string(),
+            "--pause-ms".into(),
+            pause.as_millis().to_string(),
+            "--other-running-executions".into(),
+            json!(self.other_running_executions).to_string(),
+        ];
+        if let Some(start_time) = &self.start_time {
+            options.extend(["--start-time".into(), start_time.clone()]);
+        }
+        let mut runner = match self.spare_runner.take() {
+            Some((definition, spare)) if definition == self.definition => spare,
+            _ => self.spawn_runner()?,
+        };
+        let mut stdin = runner.stdin.take().expect("stdin is piped");
+        stdin
+            .write_all(format!("{}\n", json!(options)).as_bytes())
+            .await
+            .map_err(|e| WorkflowError(format!("the workflow runner takes no options: {e}")))?;
+        drop(stdin);
+        // The next run's runner loads the library meanwhile.
+        self.spare_runner = Some((self.definition, self.spawn_runner()?));
         let mut stderr = runner.stderr.take().expect("stderr is piped");
         let collect_stderr = tokio::spawn(async move {
             let mut text = String::new();
@@ -441,6 +536,15 @@ impl Workflow {
         })
     }
 
+    /// A runner for this workflow's definition, waiting for an execution's options.
+    fn spawn_runner(&self) -> Result<tokio::process::Child, WorkflowError> {
+        spawn_runner(
+            &workspace_path(self.definition),
+            &self.substitutions(),
+            &self.endpoint,
+        )
+    }
+
     /// DefinitionSubstitutions pointing at the local functions and topic.
     fn substitutions(&self) -> Value {
         let mut values: serde_json::Map<String, Value> = FUNCTIONS
@@ -485,6 +589,33 @@ impl Drop for Workflow {
     }
 }
 
+/// A runner waiting for its options on stdin (`--options-on-stdin`), with Node's compile cache.
+fn spawn_runner(
+    definition: &Path,
+    substitutions: &Value,
+    endpoint: &str,
+) -> Result<tokio::process::Child, WorkflowError> {
+    Command::new(node_binary()?)
+        .arg(workspace_path("workflow/run.mjs"))
+        .arg("--options-on-stdin")
+        .arg("--definition")
+        .arg(definition)
+        .arg("--substitutions")
+        .arg(substitutions.to_string())
+        .arg("--invoke-endpoint")
+        .arg(endpoint)
+        .env(
+            "NODE_COMPILE_CACHE",
+            workspace_path("target/node-compile-cache"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| WorkflowError(format!("the workflow runner does not start: {e}")))
+}
+
 fn workspace_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -510,6 +641,7 @@ async fn serve_invoke_api(
     listener: TcpListener,
     processes: Arc<Processes>,
     invocations: Arc<Mutex<Vec<Invocation>>>,
+    before_invoke: Arc<Mutex<Option<BeforeInvoke>>>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -517,11 +649,13 @@ async fn serve_invoke_api(
         };
         let processes = processes.clone();
         let invocations = invocations.clone();
+        let before_invoke = before_invoke.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let processes = processes.clone();
                 let invocations = invocations.clone();
-                async move { Ok::<_, Infallible>(invoke(request, &processes, &invocations).await) }
+                let hook = before_invoke.lock().unwrap().clone();
+                async move { Ok::<_, Infallible>(invoke(request, &processes, &invocations, hook).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -531,11 +665,13 @@ async fn serve_invoke_api(
 }
 
 /// `POST /2015-03-31/functions/{name}/invocations`, as Lambda's Invoke API answers it: the
-/// output, or the error with `X-Amz-Function-Error: Unhandled`.
+/// output, or the error with `X-Amz-Function-Error: Unhandled`. A process that died is started
+/// again for the next invocation.
 async fn invoke(
     request: Request<Incoming>,
     processes: &Processes,
     invocations: &Mutex<Vec<Invocation>>,
+    before_invoke: Option<BeforeInvoke>,
 ) -> Response<Full<Bytes>> {
     let function = request
         .uri()
@@ -543,12 +679,17 @@ async fn invoke(
         .strip_prefix("/2015-03-31/functions/")
         .and_then(|rest| rest.strip_suffix("/invocations"))
         .map(str::to_string);
-    let Some(process) = function.as_deref().and_then(|name| processes.get(name)) else {
+    let Some((spec, process)) = function.as_deref().and_then(|name| processes.get(name)) else {
         return json_response(
             404,
             &json!({"Type": "User", "message": format!("Function not found: {}", request.uri().path())}),
         );
     };
+    let paused_ms = request
+        .headers()
+        .get("x-ossnap-paused-ms")
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
     let body = request
         .into_body()
         .collect()
@@ -556,8 +697,36 @@ async fn invoke(
         .map(|collected| collected.to_bytes())
         .unwrap_or_default();
     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let action = match before_invoke {
+        Some(hook) => {
+            hook(Invoking {
+                function: spec.name.clone(),
+                input: input.clone(),
+                paused: Duration::from_millis(paused_ms),
+            })
+            .await
+        }
+        None => InvokeAction::default(),
+    };
+    let mut process = process.lock().await;
+    let killer = action
+        .kill_after
+        .zip(process.pid())
+        .map(|(after, pid)| tokio::spawn(kill_after(pid, after)));
     let started = Instant::now();
-    let outcome = process.lock().await.invoke(input).await;
+    let outcome = process.invoke(input).await;
+    if let Some(killer) = killer {
+        killer.abort();
+    }
+    if let Err(error) = &outcome {
+        if process_lost(error) {
+            match spec.start().await {
+                Ok(fresh) => *process = fresh,
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+    }
+    drop(process);
     let response = match &outcome {
         Ok(output) => json_response(200, output),
         Err(error) => {
@@ -578,6 +747,16 @@ async fn invoke(
         duration: started.elapsed(),
     });
     response
+}
+
+/// Kills process `pid` after `after`, as Lambda ends a function it gives up on.
+async fn kill_after(pid: u32, after: Duration) {
+    tokio::time::sleep(after).await;
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg(pid.to_string())
+        .status()
+        .await;
 }
 
 fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use ossnap_local_stack::{Fault, SnapshotOutcome};
-use ossnap_tests::workflow::{Event, EventKind, Execution, NotificationSource, Status, Workflow};
+use ossnap_tests::workflow::{
+    Event, EventKind, Execution, InvokeAction, Invoking, NotificationSource, Status, Workflow,
+};
 use ossnap_tests::TestStack;
 use serde_json::{json, Value};
 
@@ -413,4 +415,44 @@ async fn a_run_by_hand_is_named_from_its_start_time_and_a_retry_resumes_it() {
         .await
         .unwrap();
     assert_eq!(all.len(), 1, "{all:?}");
+}
+
+#[tokio::test]
+async fn a_snapshot_function_killed_after_its_create_is_retried_as_lambda_unknown_and_resumes() {
+    let stack = seeded_stack().await;
+    let mut workflow = workflow(&stack).await;
+    // The create is performed, its answer comes 2 s late, and the function dies waiting for it.
+    stack.control().add_fault(Fault {
+        after_accept: true,
+        ..Fault::slow_answer(
+            "PUT",
+            &format!("/_snapshot/ossnap/{SCHEDULED_NAME}"),
+            Duration::from_secs(2),
+        )
+    });
+    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    workflow.before_invoke(std::sync::Arc::new(move |invoking: Invoking| {
+        let first = invoking.function == "snapshot"
+            && !killed.swap(true, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            InvokeAction {
+                kill_after: first.then_some(Duration::from_millis(300)),
+            }
+        })
+    }));
+
+    let execution = run(&mut workflow, json!({"scheduled_time": SCHEDULED}), PAUSE).await;
+
+    assert_eq!(execution.status, Status::Succeeded);
+    assert_eq!(folded_path(&execution), HAPPY_PATH);
+    assert_eq!(execution.retries_of("Snapshot"), ["Lambda.Unknown"]);
+    assert_eq!(execution.invocations_of("snapshot"), 2);
+    let all = stack
+        .deps(&[])
+        .opensearch
+        .get_snapshots("ossnap", &["_all"], false)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].snapshot, SCHEDULED_NAME);
 }

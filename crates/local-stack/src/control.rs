@@ -1,6 +1,7 @@
-//! Test control: injected faults, added latency, forced snapshot outcomes, red indices, an AWS
-//! automated snapshot, and the request log. [`Control`] is the in-process handle; the loopback
-//! `/_local/...` endpoints change the same state.
+//! Test control: injected faults (answers, dropped connections), added latency, forced snapshot
+//! outcomes, red indices, an AWS automated snapshot, the cluster's clock, and the request log.
+//! [`Control`] is the in-process handle; the loopback `/_local/...` endpoints change the same
+//! state.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -27,6 +28,13 @@ pub struct Fault {
     /// accepted the request).
     #[serde(default)]
     pub after_accept: bool,
+    /// Close the connection without answering (a connection reset), instead of `status`/`body`.
+    #[serde(default)]
+    pub reset_connection: bool,
+    /// Answer as the cluster would, only `latency_ms` late (after performing the operation with
+    /// `after_accept`), instead of `status`/`body`: a slow answer.
+    #[serde(default)]
+    pub real_answer: bool,
 }
 
 fn one() -> u32 {
@@ -43,6 +51,26 @@ impl Fault {
             body: body.to_owned(),
             latency_ms: 0,
             after_accept: false,
+            reset_connection: false,
+            real_answer: false,
+        }
+    }
+
+    /// The next request matching `method` and `path` gets its real answer `latency` late (with
+    /// `after_accept`, the operation is performed first: a slow answer to an accepted request).
+    pub fn slow_answer(method: &str, path: &str, latency: Duration) -> Self {
+        Fault {
+            real_answer: true,
+            latency_ms: latency.as_millis() as u64,
+            ..Fault::new(method, path, 200, "")
+        }
+    }
+
+    /// The next request matching `method` and `path` gets no answer: the connection is closed.
+    pub fn connection_reset(method: &str, path: &str) -> Self {
+        Fault {
+            reset_connection: true,
+            ..Fault::new(method, path, 0, "")
         }
     }
 
@@ -83,7 +111,8 @@ pub struct LoggedRequest {
     pub error_type: Option<String>,
 }
 
-/// An AWS automated snapshot (`cs-automated` repository), running until `started + duration`.
+/// An AWS automated snapshot (`cs-automated` repository), running until `started + duration` on
+/// the cluster's clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutomatedSnapshot {
     pub name: String,
@@ -104,6 +133,11 @@ pub struct Control {
     automated: Mutex<Option<AutomatedSnapshot>>,
     requests: Mutex<Vec<LoggedRequest>>,
     disk_available: Mutex<Option<u64>>,
+    /// How far the cluster's clock is ahead of real time.
+    clock_offset: Mutex<Duration>,
+    clock_moved: tokio::sync::Notify,
+    /// Snapshots (by uuid) due to end at a time on the cluster's clock, until written.
+    due: Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl Control {
@@ -113,6 +147,74 @@ impl Control {
 
     pub fn clear_faults(&self) {
         self.faults.lock().unwrap().clear();
+    }
+
+    /// The faults not used up yet, with the uses they have left in `count`.
+    pub fn pending_faults(&self) -> Vec<Fault> {
+        self.faults.lock().unwrap().clone()
+    }
+
+    /// Moves the cluster's clock `by` ahead: snapshots progress and end, and AWS's automated
+    /// snapshot runs, on this clock (a virtual wait of a test, or a node's clock that jumps).
+    /// Authentication keeps real time: SigV4's clock is AWS's front door, not the node's.
+    pub fn advance_clock(&self, by: Duration) {
+        *self.clock_offset.lock().unwrap() += by;
+        self.clock_moved.notify_waiters();
+    }
+
+    /// How far [`Self::advance_clock`] has moved the cluster's clock ahead of real time.
+    pub fn clock_offset(&self) -> Duration {
+        *self.clock_offset.lock().unwrap()
+    }
+
+    /// The cluster's clock now.
+    pub(crate) fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset()
+    }
+
+    /// The cluster's clock now, in milliseconds since the epoch (what snapshots record).
+    pub(crate) fn now_millis(&self) -> i64 {
+        crate::millis::now_millis() + self.clock_offset().as_millis() as i64
+    }
+
+    /// The snapshot `uuid` ends at `at` on the cluster's clock (see [`Self::settled`]).
+    pub(crate) fn expect_end(&self, uuid: &str, at: Instant) {
+        self.due.lock().unwrap().insert(uuid.to_owned(), at);
+    }
+
+    /// The snapshot `uuid` is written, or aborted.
+    pub(crate) fn ended(&self, uuid: &str) {
+        self.due.lock().unwrap().remove(uuid);
+    }
+
+    /// Waits (5 s at most) until every snapshot whose time is up on the cluster's clock is
+    /// written, so that what a test reads after moving the clock is what the cluster would show
+    /// at that time; false if some were still being written.
+    pub async fn settled(&self) -> bool {
+        for _ in 0..1000 {
+            let now = self.now();
+            if self.due.lock().unwrap().values().all(|at| *at > now) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+
+    /// Waits until the cluster's clock reaches `deadline`, by real time passing or the clock
+    /// being moved ahead.
+    pub(crate) async fn sleep_until(&self, deadline: Instant) {
+        loop {
+            let moved = self.clock_moved.notified();
+            let now = self.now();
+            if now >= deadline {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(deadline - now) => {}
+                _ = moved => {}
+            }
+        }
     }
 
     /// Consumes one use of the first fault matching this request.
@@ -171,9 +273,8 @@ impl Control {
 
     /// Starts an automated snapshot in `cs-automated` that runs for `duration`; returns its name.
     pub fn start_automated_snapshot(&self, duration: Duration) -> String {
-        let started_epoch_millis =
-            time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-        let stamp = time::OffsetDateTime::now_utc();
+        let started_epoch_millis = self.now_millis();
+        let stamp = time::OffsetDateTime::now_utc() + self.clock_offset();
         let name = format!(
             "{:04}-{:02}-{:02}t{:02}-{:02}-{:02}.{}",
             stamp.year(),
@@ -189,8 +290,8 @@ impl Control {
         *self.automated.lock().unwrap() = Some(AutomatedSnapshot {
             name: name.clone(),
             uuid: crate::ids::random_base64_uuid(),
-            started: Instant::now(),
-            started_epoch_millis: started_epoch_millis as i64,
+            started: self.now(),
+            started_epoch_millis,
             duration,
         });
         name
@@ -200,7 +301,7 @@ impl Control {
     pub fn running_automated_snapshot(&self) -> Option<AutomatedSnapshot> {
         let mut automated = self.automated.lock().unwrap();
         match automated.as_ref() {
-            Some(snapshot) if snapshot.started.elapsed() < snapshot.duration => {
+            Some(snapshot) if self.now() - snapshot.started < snapshot.duration => {
                 Some(snapshot.clone())
             }
             Some(_) => {
@@ -257,5 +358,47 @@ mod tests {
         assert!(control.running_automated_snapshot().is_none());
         control.start_automated_snapshot(Duration::from_secs(60));
         assert!(control.running_automated_snapshot().is_some());
+    }
+
+    #[test]
+    fn the_automated_snapshot_ends_when_the_clock_moves_past_it() {
+        let control = Control::default();
+        control.start_automated_snapshot(Duration::from_secs(20 * 60));
+        control.advance_clock(Duration::from_secs(19 * 60));
+        assert!(control.running_automated_snapshot().is_some());
+        control.advance_clock(Duration::from_secs(60));
+        assert!(control.running_automated_snapshot().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_sleep_on_the_cluster_clock_ends_when_the_clock_moves() {
+        let control = std::sync::Arc::new(Control::default());
+        let deadline = control.now() + Duration::from_secs(3600);
+        let sleeper = {
+            let control = control.clone();
+            tokio::spawn(async move { control.sleep_until(deadline).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        control.advance_clock(Duration::from_secs(3600));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("the sleep ends with the clock, not after an hour")
+            .unwrap();
+        assert_eq!(control.clock_offset(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn pending_faults_show_the_uses_left() {
+        let control = Control::default();
+        control.add_fault(Fault {
+            count: 2,
+            ..Fault::connection_reset("GET", "/_snapshot/*")
+        });
+        control.take_fault("GET", "/_snapshot/r/s");
+        let pending = control.pending_faults();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].count, 1);
+        assert!(pending[0].reset_connection);
     }
 }

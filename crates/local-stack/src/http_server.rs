@@ -1,13 +1,10 @@
 //! Serving a hyper service on 127.0.0.1 with graceful shutdown; shared by the S3 and OpenSearch
 //! servers.
 
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -16,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::opensearch::Emulator;
+use crate::opensearch::{Emulator, ResetConnection};
 use crate::Error;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -98,7 +95,12 @@ pub(crate) async fn serve_opensearch(
         hyper::service::service_fn(move |request| {
             let emulator = emulator.clone();
             async move {
-                Ok::<http::Response<Full<Bytes>>, Infallible>(emulator.handle(peer, request).await)
+                let response = emulator.handle(peer, request).await;
+                // An error from the service makes hyper drop the connection unanswered.
+                match response.extensions().get::<ResetConnection>() {
+                    Some(reset) => Err(*reset),
+                    None => Ok(response),
+                }
             }
         })
     })

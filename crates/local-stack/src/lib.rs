@@ -12,13 +12,15 @@
 //!
 //! | endpoint | body | effect |
 //! |---|---|---|
-//! | `POST /_local/faults` | a [`Fault`] or an array of them | the next `count` requests matching `method` and `path` (exact, or prefix ending in `*`) get `status`/`body`; with `after_accept` the operation is performed first |
+//! | `POST /_local/faults` | a [`Fault`] or an array of them | the next `count` requests matching `method` and `path` (exact, or prefix ending in `*`) get `status`/`body`, or with `reset_connection` no answer at all (the connection is closed); with `after_accept` the operation is performed first |
+//! | `GET /_local/faults` | | the faults not used up yet, `count` being the uses left |
 //! | `DELETE /_local/faults` | | removes pending faults |
 //! | `PUT /_local/latency` | `{"latency_ms": N}` | added before every OpenSearch request |
 //! | `POST /_local/next-snapshot` | `{"outcome":"never_finishes"}`, `{"outcome":"failed","reason":".."}`, `{"outcome":"partial"}` | how the next snapshot ends |
 //! | `POST /_local/automated-snapshot` | `{"duration_ms": N}` | a `cs-automated` snapshot runs for N ms |
 //! | `POST /_local/indices/{index}/red` (`/green`) | | primaries unassigned: health red, snapshots FAILED (PARTIAL with `partial`) |
 //! | `PUT /_local/disk` | `{"available_bytes": N}` | the node's free disk in `_cat/allocation` |
+//! | `POST /_local/clock` | `{"advance_ms": N}` | moves the cluster's clock N ms ahead: running snapshots progress and end, and `cs-automated` runs, on that clock (authentication keeps real time) |
 //! | `GET /_local/requests` | | `[{"method","path","query","status","error_type"}]` |
 //! | `DELETE /_local/requests` | | clears the log |
 
@@ -372,6 +374,11 @@ impl LocalStack {
 
     /// The emulator's fault injection and request log; `None` on a real node.
     pub fn control(&self) -> Option<&Control> {
+        self.shared_control().map(|control| &**control)
+    }
+
+    /// [`Self::control`], for a task or hook that outlives this borrow.
+    pub fn shared_control(&self) -> Option<&Arc<Control>> {
         match &self.opensearch {
             OpenSearchServer::Emulator { emulator, .. } => Some(&emulator.control),
             OpenSearchServer::Real(_) => None,

@@ -43,7 +43,7 @@ const GLOBAL_PARAMETERS: &[&str] = &[
 
 pub(crate) struct Emulator {
     pub config: LocalStackConfig,
-    pub control: Control,
+    pub control: Arc<Control>,
     pub state: Mutex<ClusterState>,
     state_file: StateFile,
     pub storage: crate::blob_store::StorageClients,
@@ -217,7 +217,7 @@ impl Emulator {
         };
         Ok(Emulator {
             config,
-            control: Control::default(),
+            control: Arc::default(),
             state: Mutex::new(state),
             state_file,
             storage,
@@ -300,8 +300,14 @@ impl Emulator {
                 }
             };
 
-        let fault = self.control.take_fault(&method, &raw_path);
-        if let Some(fault) = fault.as_ref().filter(|fault| !fault.after_accept) {
+        let mut fault = self.control.take_fault(&method, &raw_path);
+        let late = |fault: &Fault| std::time::Duration::from_millis(fault.latency_ms);
+        if let Some(slow) = fault.as_ref().filter(|fault| fault.real_answer) {
+            if !slow.after_accept {
+                tokio::time::sleep(late(slow)).await;
+                fault = None;
+            }
+        } else if let Some(fault) = fault.as_ref().filter(|fault| !fault.after_accept) {
             return self.fault_response(fault, &log).await;
         }
 
@@ -318,8 +324,10 @@ impl Emulator {
             principal,
         };
         let handled = self.route(&call).await;
-        if let Some(fault) = fault {
-            return self.fault_response(&fault, &log).await;
+        match fault {
+            Some(slow) if slow.real_answer => tokio::time::sleep(late(&slow)).await,
+            Some(fault) => return self.fault_response(&fault, &log).await,
+            None => {}
         }
         match handled {
             Ok(reply) => {
@@ -366,6 +374,12 @@ impl Emulator {
     ) -> http::Response<Full<Bytes>> {
         if fault.latency_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(fault.latency_ms)).await;
+        }
+        if fault.reset_connection {
+            log(0, Some("connection_reset".to_owned()));
+            let mut response = text_response(500, "text/plain", String::new());
+            response.extensions_mut().insert(ResetConnection);
+            return response;
         }
         let error_type = serde_json::from_str::<Value>(&fault.body)
             .ok()
@@ -1347,6 +1361,23 @@ impl Emulator {
                     Err(error) => bad(error.to_string()),
                 }
             }
+            ("GET", ["_local", "faults"]) => json_response(
+                200,
+                &serde_json::to_value(self.control.pending_faults()).unwrap_or_default(),
+            ),
+            ("POST", ["_local", "clock"]) => {
+                match parsed().ok().and_then(|body| body["advance_ms"].as_u64()) {
+                    Some(millis) => {
+                        self.control
+                            .advance_clock(std::time::Duration::from_millis(millis));
+                        json_response(
+                            200,
+                            &json!({"offset_ms": self.control.clock_offset().as_millis() as u64}),
+                        )
+                    }
+                    None => bad("expected {\"advance_ms\": N}".to_owned()),
+                }
+            }
             ("DELETE", ["_local", "faults"]) => {
                 self.control.clear_faults();
                 json_response(200, &json!({"acknowledged": true}))
@@ -1420,6 +1451,19 @@ fn security_bad_request(message: &str) -> ApiError {
         error_type: "bad_request".to_owned(),
     }
 }
+
+/// Marks a response that is never sent: the server closes the connection instead (an injected
+/// connection reset).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset (injected fault)")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
 
 fn base64_standard(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -200,20 +200,22 @@ impl RunningSnapshot {
         }
     }
 
-    /// Fraction of the work done: grows linearly with elapsed time so that callers can estimate
-    /// the time left; a snapshot that never finishes creeps towards but never reaches 1.
-    fn progress(&self, duration: Duration) -> f64 {
-        let elapsed = self.started.elapsed().as_secs_f64();
+    /// Fraction of the work done at `now` (the cluster's clock): grows linearly with elapsed time
+    /// so that callers can estimate the time left; a snapshot that never finishes creeps towards
+    /// but never reaches 1.
+    fn progress(&self, duration: Duration, now: Instant) -> f64 {
+        let elapsed = (now - self.started).as_secs_f64();
         if self.never_finishes {
             return 0.99 * (1.0 - (-elapsed / duration.as_secs_f64().max(0.001)).exp());
         }
         (elapsed / duration.as_secs_f64().max(0.001)).min(0.99)
     }
 
-    /// `SnapshotStatus` while running: shards are processed one after another.
-    fn status_json(&self, duration: Duration) -> Value {
-        let progress = self.progress(duration);
-        let elapsed = self.started.elapsed().as_millis() as i64;
+    /// `SnapshotStatus` while running, at `now` (the cluster's clock): shards are processed one
+    /// after another.
+    fn status_json(&self, duration: Duration, now: Instant) -> Value {
+        let progress = self.progress(duration, now);
+        let elapsed = (now - self.started).as_millis() as i64;
         let total_shards = self.shards.len().max(1) as f64;
         let mut indices: std::collections::BTreeMap<&str, IndexProgress> =
             std::collections::BTreeMap::new();
@@ -411,6 +413,7 @@ impl Emulator {
             if let Some(task) = running.task {
                 task.abort();
             }
+            self.control.ended(&running.uuid);
         }
     }
 
@@ -828,7 +831,7 @@ impl Emulator {
 
         let (version_name, version_id) = self.config.profile.version();
         let uuid = random_base64_uuid();
-        let start_millis = now_millis();
+        let start_millis = self.control.now_millis();
         let (captured, decided, done_sender) = {
             let mut running = self.running.lock().unwrap();
             if running
@@ -882,13 +885,18 @@ impl Emulator {
             drop(state);
 
             let decided = self.decide_outcome(&captured, partial);
+            let started = self.control.now();
+            if !decided.never_finishes {
+                self.control
+                    .expect_end(&uuid, started + self.config.snapshot_duration);
+            }
             let (done_sender, done) = watch::channel(None);
             running.push(RunningSnapshot {
                 repository: repository_name.to_owned(),
                 name: name.to_owned(),
                 uuid: uuid.clone(),
                 start_millis,
-                started: Instant::now(),
+                started,
                 indices: selected,
                 include_global_state,
                 metadata: metadata.clone(),
@@ -920,6 +928,7 @@ impl Emulator {
                     .lock()
                     .unwrap()
                     .retain(|running| running.uuid != uuid);
+                self.control.ended(&uuid);
                 return Err(repository_read_error(repository_name, &error));
             }
         };
@@ -956,6 +965,7 @@ impl Emulator {
                 .lock()
                 .unwrap()
                 .retain(|running| running.uuid != task_uuid);
+            emulator.control.ended(&task_uuid);
             let _ = done_sender.send(Some(result));
         });
         let mut done = {
@@ -1077,11 +1087,9 @@ impl Emulator {
             std::future::pending::<()>().await;
         }
         if decided.state != SnapshotState::Failed {
-            let remaining = self
-                .config
-                .snapshot_duration
-                .saturating_sub(started.elapsed());
-            tokio::time::sleep(remaining).await;
+            self.control
+                .sleep_until(started + self.config.snapshot_duration)
+                .await;
         }
         let total_shards: u32 = captured.iter().map(|index| index.shards.len() as u32).sum();
         let successful_shards = if decided.state == SnapshotState::Failed {
@@ -1100,7 +1108,7 @@ impl Emulator {
             include_global_state: Some(include_global_state),
             metadata,
             start_time: start_millis,
-            end_time: now_millis().max(start_millis + 1),
+            end_time: self.control.now_millis().max(start_millis + 1),
             total_shards,
             successful_shards,
             failures: decided.failures,
@@ -1271,11 +1279,11 @@ impl Emulator {
                 .filter(|running| {
                     repository.is_none_or(|name| name == "_all" || running.repository == name)
                 })
-                .map(|running| running.status_json(duration))
+                .map(|running| running.status_json(duration, self.control.now()))
                 .collect();
             if repository.is_none_or(|name| name == AUTOMATED_REPOSITORY || name == "_all") {
                 if let Some(automated) = self.control.running_automated_snapshot() {
-                    let elapsed = automated.started.elapsed().as_millis() as i64;
+                    let elapsed = (self.control.now() - automated.started).as_millis() as i64;
                     snapshots.push(json!({
                         "snapshot": automated.name, "repository": AUTOMATED_REPOSITORY, "uuid": automated.uuid,
                         "state": "STARTED", "include_global_state": true,
@@ -1301,7 +1309,7 @@ impl Emulator {
                 .unwrap()
                 .iter()
                 .find(|running| running.repository == repository_name && &running.name == name)
-                .map(|running| running.status_json(duration));
+                .map(|running| running.status_json(duration, self.control.now()));
             if let Some(status) = running {
                 snapshots.push(status);
                 continue;
@@ -1436,6 +1444,7 @@ impl Emulator {
                     if let Some(task) = &snapshot.task {
                         task.abort();
                     }
+                    self.control.ended(&snapshot.uuid);
                     false
                 } else {
                     true

@@ -702,3 +702,117 @@ async fn malformed_input_gets_an_error_response_never_a_dropped_connection() {
     );
     stack.shutdown().await;
 }
+
+/// Sends `request` and reports whether any answer came back (a reset connection gives none).
+async fn answered(endpoint: &str, request: http::Request<Vec<u8>>) -> Option<u16> {
+    let stream = tokio::net::TcpStream::connect(endpoint.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    let request = request.map(|body| http_body_util::Full::new(bytes::Bytes::from(body)));
+    sender
+        .send_request(request)
+        .await
+        .ok()
+        .map(|response| response.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_fault_closes_the_connection_and_a_slow_answer_is_the_real_one() {
+    let stack = start("reset").await;
+    let client = Client::for_stack(&stack);
+    let endpoint = stack.opensearch_endpoint();
+    client
+        .register_repository("backups", "ossnap-local", "")
+        .await;
+    let control = stack.control().expect("the emulator");
+
+    control.add_fault(Fault::connection_reset("GET", "/_snapshot/backups"));
+    let mut request = build(&endpoint, "GET", "/_snapshot/backups", None);
+    sign_request(
+        &mut request,
+        &stack.config().credentials,
+        "us-east-1",
+        SystemTime::now(),
+    );
+    assert_eq!(answered(&endpoint, request).await, None);
+    assert_eq!(
+        client.call("GET", "/_snapshot/backups", None).await.status,
+        200,
+        "the fault is used up"
+    );
+
+    control.add_fault(Fault {
+        after_accept: true,
+        ..Fault::slow_answer("PUT", "/_snapshot/backups/*", Duration::from_millis(20))
+    });
+    let created = client.ok("PUT", "/_snapshot/backups/slow", None).await;
+    assert_eq!(created, json!({"accepted": true}));
+    assert!(control.pending_faults().is_empty());
+    let logged: Vec<_> = control
+        .requests()
+        .into_iter()
+        .map(|request| (request.method, request.path, request.status))
+        .collect();
+    assert!(logged.contains(&("GET".into(), "/_snapshot/backups".into(), 0)));
+    assert!(logged.contains(&("PUT".into(), "/_snapshot/backups/slow".into(), 200)));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_run_on_the_cluster_clock() {
+    let mut config = LocalStackConfig::for_tests(common::fresh_dir("clock"));
+    config.snapshot_duration = Duration::from_secs(3600);
+    let stack = start_with(config).await;
+    let client = Client::for_stack(&stack);
+    client
+        .register_repository("backups", "ossnap-local", "")
+        .await;
+    client.seed_index("orders", 2, 10).await;
+    client
+        .ok(
+            "PUT",
+            "/_snapshot/backups/hour-long",
+            Some(json!({"indices": "orders"})),
+        )
+        .await;
+
+    let advance = |minutes: u64| {
+        let request = build(
+            &stack.opensearch_endpoint(),
+            "POST",
+            "/_local/clock",
+            Some(&json!({"advance_ms": minutes * 60_000})),
+        );
+        let endpoint = stack.opensearch_endpoint();
+        async move { send(&endpoint, request).await.json() }
+    };
+    assert_eq!(advance(30).await["offset_ms"], 1_800_000);
+    let status = client
+        .ok("GET", "/_snapshot/backups/hour-long/_status", None)
+        .await;
+    let stats = &status["snapshots"][0]["stats"];
+    assert_eq!(status["snapshots"][0]["state"], "STARTED");
+    assert!(
+        stats["time_in_millis"].as_i64().unwrap() >= 1_800_000,
+        "{stats}"
+    );
+    let shards = &status["snapshots"][0]["shards_stats"];
+    assert_eq!(
+        (shards["done"].as_u64(), shards["total"].as_u64()),
+        (Some(1), Some(2))
+    );
+
+    advance(30).await;
+    let info = client.wait_for_snapshot("backups", "hour-long").await;
+    assert_eq!(info["state"], "SUCCESS");
+    assert!(
+        info["duration_in_millis"].as_i64().unwrap() >= 3_600_000,
+        "{info}"
+    );
+    stack.shutdown().await;
+}

@@ -25,6 +25,10 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, FormatError> 
 
 /// The header OpenSearch's `DeflateCompressor` puts before a raw DEFLATE stream.
 const DEFLATE_HEADER: &[u8] = b"DFL\0";
+/// The most a compressed metadata blob may inflate to. The largest real ones (a shard's
+/// `snap-*.dat` or `index-*` listing thousands of files, an index's mappings) are a few MiB; a
+/// damaged or hostile blob of a few KiB must not inflate to gigabytes in a 128 MB function.
+pub const MAX_INFLATED_BYTES: u64 = 64 << 20;
 
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {
     Ok(serde_smile::from_slice(&decompressed(body)?)?)
@@ -32,14 +36,26 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormatError> {
 
 /// The SMILE body, inflated first when the repository compresses its metadata.
 fn decompressed(body: &[u8]) -> Result<Cow<'_, [u8]>, FormatError> {
-    let Some(deflated) = body.strip_prefix(DEFLATE_HEADER) else {
-        return Ok(Cow::Borrowed(body));
-    };
+    match body.strip_prefix(DEFLATE_HEADER) {
+        Some(deflated) => inflate(deflated, MAX_INFLATED_BYTES).map(Cow::Owned),
+        None => Ok(Cow::Borrowed(body)),
+    }
+}
+
+/// `deflated` inflated, refused once it passes `limit` bytes.
+fn inflate(deflated: &[u8], limit: u64) -> Result<Vec<u8>, FormatError> {
     let mut inflated = Vec::new();
     flate2::read::DeflateDecoder::new(deflated)
+        .take(limit + 1)
         .read_to_end(&mut inflated)
         .map_err(|error| FormatError::Inflate("DEFLATE", error.to_string()))?;
-    Ok(Cow::Owned(inflated))
+    if inflated.len() as u64 > limit {
+        return Err(FormatError::Inflate(
+            "DEFLATE",
+            format!("it inflates to more than {limit} bytes"),
+        ));
+    }
+    Ok(inflated)
 }
 
 /// `body` as a repository with `compress: true` stores it.
@@ -156,5 +172,29 @@ mod tests {
         truncated.extend_from_slice(&compress(&encode(&shard).unwrap())[4..10]);
         let error = decode::<ShardSnapshot>(&truncated).unwrap_err().to_string();
         assert!(error.contains("DEFLATE"), "{error}");
+    }
+
+    #[test]
+    fn a_blob_that_inflates_past_the_limit_is_refused_not_read_to_its_end() {
+        // 1 MiB of zeros deflates to about a KiB: a small blob, a big body.
+        let bomb = compress(&vec![0u8; 1 << 20]);
+        assert!(bomb.len() < 8 << 10, "{} bytes", bomb.len());
+        let error = inflate(&bomb[DEFLATE_HEADER.len()..], 64 << 10).unwrap_err();
+        assert!(
+            error.to_string().contains("more than 65536 bytes"),
+            "{error}"
+        );
+        let exact = inflate(&bomb[DEFLATE_HEADER.len()..], 1 << 20).unwrap();
+        assert_eq!(exact.len(), 1 << 20);
+    }
+
+    #[test]
+    fn the_limit_applies_to_every_compressed_body_read() {
+        let past_the_limit = compress(&vec![b' '; MAX_INFLATED_BYTES as usize + 1]);
+        let error = decode::<serde_json::Value>(&past_the_limit).unwrap_err();
+        assert!(
+            error.to_string().contains("inflates to more than"),
+            "{error}"
+        );
     }
 }

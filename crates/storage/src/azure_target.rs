@@ -58,7 +58,7 @@ impl AzureTarget {
             ))
         })?;
         validate_account(&account)?;
-        validate_container(&container)?;
+        names::validate_azure_container(&container)?;
         let base_path = pick(&self.base_path, BASE_PATH)
             .or_else(|| default_base_path.map(str::to_owned))
             .unwrap_or_default();
@@ -166,26 +166,6 @@ pub fn validate_account(account: &str) -> Result<()> {
     }
 }
 
-/// Azure's rule for container names: 3 to 63 lowercase letters, digits and single hyphens,
-/// starting and ending with a letter or digit.
-pub fn validate_container(container: &str) -> Result<()> {
-    let bytes = container.as_bytes();
-    let valid = (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
-        && !container.contains("--");
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::config(format!(
-            "invalid Azure container [{container}]: use 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,9 +198,13 @@ mod tests {
         for (account, container, expected) in [
             ("Acct", "backups", "invalid Azure storage account [Acct]"),
             ("ab", "backups", "3 to 24"),
-            ("acct1", "Backups", "invalid Azure container [Backups]"),
-            ("acct1", "a--b", "single hyphens"),
-            ("acct1", "-ab", "starting and ending"),
+            (
+                "acct1",
+                "Backups",
+                "invalid AZURE_STORAGE_CONTAINER [Backups]",
+            ),
+            ("acct1", "a--b", "no '--'"),
+            ("acct1", "-ab", "begin and end"),
         ] {
             let env = env(&[(ACCOUNT, account), (CONTAINER, container)]);
             let error = AzureTarget::default().location(&env, None).unwrap_err();

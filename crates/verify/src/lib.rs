@@ -180,6 +180,8 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
     let repository = input
         .repository
         .unwrap_or_else(|| settings.repository.clone());
+    // The name appears only in metrics and answers, but a bad one is refused as everywhere else.
+    names::validate_repository_name(&repository)?;
     let snapshot = input
         .snapshot
         .ok_or_else(|| Error::config("the event must name the \"snapshot\" to verify"))?;
