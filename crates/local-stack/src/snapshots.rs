@@ -1186,13 +1186,20 @@ impl Emulator {
             .await
             .map_err(|error| repository_read_error(repository_name, &error))?;
 
+        // A snapshot still in the running list is IN_PROGRESS even once its index-N is written,
+        // as the server answers from the cluster state's in-progress entries first: whoever sees
+        // it ended may start the next one.
         let mut found: Vec<(i64, Value)> = Vec::new();
         let mut seen = BTreeSet::new();
+        for (name, start_millis, info) in running {
+            if seen.insert(name) {
+                found.push((start_millis, info));
+            }
+        }
         for entry in &data.snapshots {
-            if !matches(&entry.name) {
+            if !matches(&entry.name) || !seen.insert(entry.name.clone()) {
                 continue;
             }
-            seen.insert(entry.name.clone());
             if verbose {
                 let info = match repository_writer::read_snapshot_info(&store, &entry.uuid).await {
                     Ok(info) => info,
@@ -1212,11 +1219,6 @@ impl Emulator {
                 found.push((info.start_time, snapshot_info_json(&info, true, version)));
             } else {
                 found.push((0, self.non_verbose(&data, entry)));
-            }
-        }
-        for (name, start_millis, info) in running {
-            if seen.insert(name) {
-                found.push((start_millis, info));
             }
         }
         if !ignore_unavailable {
