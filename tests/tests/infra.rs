@@ -50,7 +50,8 @@ const ACTIONS_WITHOUT_RESOURCE_LEVEL: [&str; 8] = [
 const BUCKET_ARN: &str = "arn:${AWS::Partition}:s3:::${SnapshotBucketName}";
 const REPOSITORY_OBJECTS_ARN: &str =
     "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/${SnapshotBasePath}/*";
-const PLAN_OBJECTS_ARN: &str = "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/*";
+const PLAN_OBJECTS_ARN: &str =
+    "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/${SnapshotBasePath}/*";
 const PLAN_WRITER: &str = "CopyFunction";
 /// The Azure credential: one secret, named by a parameter, read by the functions that reach Azure.
 const AZURE_SECRET: &str = "${AzureCredentialsSecretArn}";
@@ -1178,7 +1179,7 @@ fn parameter_pattern_violations(template: &Yaml) -> Vec<String> {
     let Some(base_path) = pattern_of("SnapshotBasePath") else {
         return vec!["SnapshotBasePath has no AllowedPattern".into()];
     };
-    for good in ["ossnap", "prod/domain-a", "team_1/logs.v2"] {
+    for good in ["ossnap", "prod/domain-a", "team_1/logs.v2", "ossnap-plans-archive"] {
         if !base_path.is_match(good).unwrap_or(false) {
             violations.push(format!("SnapshotBasePath refuses {good:?}"));
         }
@@ -1195,6 +1196,9 @@ fn parameter_pattern_violations(template: &Yaml) -> Vec<String> {
         "..",
         "a/../b",
         "./a",
+        // The migrate workflow's plans lie under ossnap-plans/<base path>/.
+        "ossnap-plans",
+        "ossnap-plans/logs",
     ] {
         if base_path.is_match(bad).unwrap_or(true) {
             violations.push(format!("SnapshotBasePath accepts {bad:?}"));
@@ -2333,12 +2337,12 @@ fn the_migrate_workflow_holds_what_a_safe_copy_needs() {
 
     let mut other_writer = template.clone();
     statements_of_mut(&mut other_writer, "VerifyFunction").push(yaml(
-        "{Effect: Allow, Action: s3:PutObject, Resource: 'arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/*'}",
+        "{Effect: Allow, Action: s3:PutObject, Resource: 'arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/${SnapshotBasePath}/*'}",
     ));
     cases.push((
         "verify writing plans",
         other_writer,
-        "VerifyFunction: [\"s3:PutObject\"] on arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/* reaches beyond",
+        "VerifyFunction: [\"s3:PutObject\"] on arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/${SnapshotBasePath}/* reaches beyond",
     ));
 
     let mut unconditional = template.clone();
