@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use ossnap_core::config::{Environment, Settings};
+use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
 use ossnap_local_stack::{Engine, Profile};
 use ossnap_tests::stack::BASE_PATH;
 use ossnap_tests::{conformance, TestStack};
-use ossnap_verify::{Depth, Store, Verifier, VerifyInput};
+use ossnap_verify::{Depth, Verifier, VerifyInput};
 use serde_json::json;
 
 const DOCUMENTS: usize = 100_000;
@@ -73,9 +73,9 @@ async fn main() {
         for (depth, output, wall) in depths {
             println!(
                 "| {depth:?} | {} | {} | {} | {} | {:.3} s |",
-                output.s3_requests.list,
-                output.s3_requests.get,
-                output.s3_requests.bytes_read,
+                output.requests.list,
+                output.requests.get,
+                output.requests.bytes_read,
                 output.bytes,
                 wall.as_secs_f64()
             );
@@ -117,12 +117,12 @@ async fn snapshot_and_verify(
         )
         .await
         .expect("the snapshot is taken");
-    let verifier = Verifier {
-        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
-        depth: Depth::Structure,
-        store: Store::new(stack.local.s3_client()),
-        clock: ossnap_core::clock::Clock::system(),
-    };
+    let verifier = Verifier::new(
+        &Environment::from_pairs(stack.env()),
+        stack.local.s3_client(),
+        ossnap_core::clock::Clock::system(),
+    )
+    .unwrap();
     let mut results = Vec::new();
     for depth in [Depth::Structure, Depth::Footers, Depth::Full] {
         let input = VerifyInput {

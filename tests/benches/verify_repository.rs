@@ -12,14 +12,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ossnap_core::config::{Environment, Settings};
+use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
 use ossnap_repository::{
     layout, smile, Codec, FileInfo, IndexEntry, RepositoryData, ShardSnapshot, SnapshotEntry,
     SnapshotInfo,
 };
 use ossnap_tests::TestStack;
-use ossnap_verify::{Store, Verifier, VerifyInput};
+use ossnap_verify::{Verifier, VerifyInput};
 use serde_json::json;
 
 /// How large a synthetic repository is.
@@ -171,12 +171,12 @@ async fn stack_with(layout: Layout, s3_latency: Duration) -> (TestStack, usize) 
 }
 
 fn verifier(stack: &TestStack) -> Verifier {
-    Verifier {
-        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
-        depth: ossnap_verify::Depth::default(),
-        store: Store::new(stack.local.s3_client()),
-        clock: ossnap_core::clock::Clock::system(),
-    }
+    Verifier::new(
+        &Environment::from_pairs(stack.env()),
+        stack.local.s3_client(),
+        ossnap_core::clock::Clock::system(),
+    )
+    .unwrap()
 }
 
 async fn verify_once(
@@ -212,7 +212,7 @@ async fn wide_repository() {
     // One page for the root listing, one per shard folder (each holds fewer than 1,000 keys).
     let listing_pages = 1 + shards;
     let budget = ((listing_pages + metadata_blobs) as f64 * 1.01).floor() as u64;
-    let made = output.s3_requests.list + output.s3_requests.get;
+    let made = output.requests.list + output.requests.get;
     println!(
         "verified {} indices, {} shards, {} blobs, {} bytes in {:.2}s",
         output.indices,
@@ -223,7 +223,7 @@ async fn wide_repository() {
     );
     println!(
         "S3 requests: {} LIST + {} GET = {made} (0 HEAD); layout needs {listing_pages} listing pages + {metadata_blobs} metadata blobs; budget +1% = {budget}",
-        output.s3_requests.list, output.s3_requests.get
+        output.requests.list, output.requests.get
     );
     assert_eq!(output.blobs, shards * layout.blobs_per_shard);
     assert!(
@@ -246,8 +246,8 @@ async fn many_shards_with_latency() {
             "10,000 shards, 20 ms per S3 request, budget {budget} s, from shard {}: checked {} shards in {took:.1} s ({} LIST + {} GET), complete: {}, resume_from: {:?}",
             resume_from.unwrap_or(0),
             output.shards,
-            output.s3_requests.list,
-            output.s3_requests.get,
+            output.requests.list,
+            output.requests.get,
             output.complete,
             output.resume_from
         );

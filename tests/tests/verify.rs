@@ -4,23 +4,23 @@
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::primitives::ByteStream;
-use ossnap_core::config::{Environment, Settings};
+use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
 use ossnap_core::{snapshot, ErrorKind};
 use ossnap_tests::TestStack;
-use ossnap_verify::{Store, Verifier, VerifyInput, VerifyOutput};
+use ossnap_verify::{S3Store, Verifier, VerifyInput, VerifyOutput};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real-repositories")
 }
 
 fn verifier(stack: &TestStack) -> Verifier {
-    Verifier {
-        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
-        depth: ossnap_verify::Depth::default(),
-        store: Store::new(stack.local.s3_client()),
-        clock: ossnap_core::clock::Clock::without_sleeps(),
-    }
+    Verifier::new(
+        &Environment::from_pairs(stack.env()),
+        stack.local.s3_client(),
+        ossnap_core::clock::Clock::without_sleeps(),
+    )
+    .unwrap()
 }
 
 async fn verify(
@@ -160,8 +160,8 @@ async fn a_snapshot_the_emulator_took_verifies_with_few_requests() {
     // A shard that got no document may hold only virtual (`v__`) files, which have no blob.
     assert!(output.blobs > 0);
     // One listing for index-N and one per shard; one read per metadata blob; none per data blob.
-    assert_eq!(output.s3_requests.list, 1 + 4);
-    assert_eq!(output.s3_requests.get, 1 + 2 + 2 + 4);
+    assert_eq!(output.requests.list, 1 + 4);
+    assert_eq!(output.requests.get, 1 + 2 + 2 + 4);
 }
 
 #[tokio::test]
@@ -479,7 +479,7 @@ async fn a_root_blob_replaced_while_verifying_is_looked_for_again() {
             .build(),
     );
     let verifier = Verifier {
-        store: Store::new(racing),
+        store: S3Store::new(racing),
         ..verifier(&stack)
     };
     let input = VerifyInput {
@@ -497,5 +497,5 @@ async fn a_root_blob_replaced_while_verifying_is_looked_for_again() {
     .await
     .unwrap();
     assert!(output.verified);
-    assert_eq!(output.s3_requests.list, output.shards as u64 + 2);
+    assert_eq!(output.requests.list, output.shards as u64 + 2);
 }

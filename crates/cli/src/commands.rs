@@ -513,7 +513,7 @@ pub async fn verify(context: &Context, style: Style, snapshot: String) -> Result
     };
     let output = ossnap_verify::run(&verifier, invocation(input)).await?;
     let json = to_json(&output);
-    let requests = &output.s3_requests;
+    let requests = &output.requests;
     Ok(Report {
         text: fields(
             style,

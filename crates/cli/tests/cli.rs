@@ -349,7 +349,7 @@ async fn verify_reads_the_bucket_and_exits_4_on_damage() {
     let verified = run.json();
     assert_eq!(verified["verified"], true);
     assert_eq!(verified["depth"], "full");
-    assert!(verified["s3_requests"]["bytes_read"].as_u64().unwrap() > 0);
+    assert!(verified["requests"]["bytes_read"].as_u64().unwrap() > 0);
 
     // One data blob goes missing from the bucket.
     let s3 = stack.local.s3_client();

@@ -75,13 +75,13 @@ impl fmt::Display for Damage {
 }
 
 /// The `VerificationFailed` error listing what is missing or damaged.
-pub(crate) fn report(bucket: &str, base_path: &str, snapshot: &str, damage: &[Damage]) -> Error {
+pub(crate) fn report(location: &str, snapshot: &str, damage: &[Damage]) -> Error {
     let shown: Vec<String> = damage.iter().take(SHOWN).map(ToString::to_string).collect();
     let more = damage.len().saturating_sub(SHOWN);
     Error::new(
         ErrorKind::VerificationFailed,
         format!(
-            "snapshot [{snapshot}] is not complete in s3://{bucket}/{base_path}: {} problem(s): {}{}; restore from an older snapshot if you need this data, and take a new one",
+            "snapshot [{snapshot}] is not complete in {location}: {} problem(s): {}{}; restore from an older snapshot if you need this data, and take a new one",
             damage.len(),
             shown.join("; "),
             if more > 0 { format!("; and {more} more") } else { String::new() }

@@ -13,7 +13,7 @@ use ossnap_repository::{codec, FileInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::damage::Damage;
-use crate::store::Store;
+use ossnap_storage::BlobStore;
 
 /// The variable that sets the default depth.
 pub const VERIFY_DEPTH: &str = "VERIFY_DEPTH";
@@ -45,7 +45,7 @@ const FOOTER_LENGTH: u64 = codec::FOOTER_LENGTH as u64;
 /// Checks one data file at `depth` beyond structure; its blobs (`keys`, in part order) are known
 /// to exist with their recorded lengths. Files without a recorded checksum are left alone.
 pub(crate) async fn check_file(
-    store: &Store,
+    store: &dyn BlobStore,
     depth: Depth,
     file: &FileInfo,
     keys: &[String],
@@ -66,7 +66,11 @@ pub(crate) async fn check_file(
         })
     };
     if depth == Depth::Footers {
-        let Some(footer) = store.get_tail(last, FOOTER_LENGTH).await? else {
+        // The footer is the last part's end; parts have the recorded part size but the last.
+        let parts = keys.len() as u64;
+        let last_length = file.length - file.part_size.unwrap_or(file.length) * (parts - 1);
+        let footer_offset = last_length.saturating_sub(FOOTER_LENGTH);
+        let Some(footer) = store.get_from(last, footer_offset).await? else {
             return Ok(Some(Damage::MissingBlob { key: last.clone() }));
         };
         return Ok(match codec::footer_checksum(&footer) {
@@ -85,7 +89,7 @@ pub(crate) async fn check_file(
     let mut tail = Vec::with_capacity(FOOTER_LENGTH as usize);
     for key in keys {
         let found = store
-            .read_chunks(key, |chunk| {
+            .read_chunks(key, &mut |chunk: &[u8]| {
                 let take = covered.saturating_sub(offset).min(chunk.len() as u64) as usize;
                 hasher.update(&chunk[..take]);
                 offset += chunk.len() as u64;

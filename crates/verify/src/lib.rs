@@ -1,5 +1,9 @@
-//! ossnap-verify: proves from the S3 side that a snapshot is complete in the customer's bucket,
-//! whatever the cluster says.
+//! ossnap-verify: proves from the storage side that a snapshot is complete in the customer's
+//! bucket — or in the Azure Blob container it was copied to — whatever the cluster says.
+//!
+//! It reads through `ossnap_storage`, so the same checks and depths run on S3 (the default), on
+//! Azure Blob Storage (the event's `azure: {account, container, base_path}`) before anyone
+//! registers the copy there, and on a local folder.
 //!
 //! It reads the repository as OpenSearch wrote it (the layout and formats are
 //! `ossnap_repository`'s): the newest root `index-N` found by listing must list the snapshot as
@@ -16,7 +20,6 @@
 
 mod damage;
 mod depth;
-mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +35,9 @@ use ossnap_core::{names, Error, ErrorKind, Result};
 use ossnap_repository::{
     layout, smile, Codec, RepositoryData, ShardSnapshot, SnapshotInfo, SnapshotState,
 };
+use ossnap_storage::azure::AzureStore;
+use ossnap_storage::azure_target::AzureTarget;
+use ossnap_storage::BlobStore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -39,7 +45,8 @@ use tokio::task::JoinSet;
 
 pub use damage::Damage;
 pub use depth::{Depth, VERIFY_DEPTH};
-pub use store::{RequestCounts, Store};
+pub use ossnap_storage::s3::S3Store;
+pub use ossnap_storage::RequestCounts;
 
 /// Shard folders checked at once: enough to hide S3 latency, few enough for 128 MB.
 const SHARD_CONCURRENCY: usize = 32;
@@ -54,6 +61,9 @@ pub struct VerifyInput {
     pub snapshot: Option<String>,
     pub bucket: Option<String>,
     pub base_path: Option<String>,
+    /// Read the repository from Azure Blob Storage instead of S3 (a copy, before it is
+    /// registered); each field left out comes from its `AZURE_STORAGE_*` setting.
+    pub azure: Option<AzureTarget>,
     /// How deep to read: `structure`, `footers` or `full`; `VERIFY_DEPTH` by default.
     pub deep: Option<Depth>,
     /// The position of the first shard to check (a previous answer's `resume_from`).
@@ -82,8 +92,10 @@ pub struct VerifyOutput {
     pub bytes: u64,
     /// How deep this check read.
     pub depth: Depth,
-    /// The S3 requests this check made, and the bytes they read.
-    pub s3_requests: RequestCounts,
+    /// Where the repository was read: `s3://bucket/base` or `azure://account/container/base`.
+    pub location: String,
+    /// The storage requests this check made, and the bytes they read.
+    pub requests: RequestCounts,
 }
 
 /// The verify function's dependencies.
@@ -92,7 +104,13 @@ pub struct Verifier {
     pub settings: Settings,
     /// The depth when the event names none (`VERIFY_DEPTH`).
     pub depth: Depth,
-    pub store: Store,
+    /// The S3 client; each check scopes it to its repository.
+    pub store: S3Store,
+    /// Reads the Azure credential when `AZURE_CREDENTIALS_SECRET_ARN` names a secret (Lambda);
+    /// without it, only `AZURE_STORAGE_KEY` or `AZURE_STORAGE_SAS_TOKEN` can give one.
+    pub secrets: Option<aws_sdk_secretsmanager::Client>,
+    /// The settings an event's `azure` target is completed from.
+    pub env: Environment,
     pub clock: Clock,
 }
 
@@ -109,6 +127,14 @@ impl Verifier {
     /// As [`Self::from_env`], with an SDK configuration loaded by the caller (the command line's
     /// chosen profile and region).
     pub fn with_sdk_config(env: &Environment, sdk: &aws_config::SdkConfig) -> Result<Verifier> {
+        Ok(Verifier {
+            secrets: Some(aws_sdk_secretsmanager::Client::new(sdk)),
+            ..Verifier::new(env, s3_client(env, sdk), Clock::system())?
+        })
+    }
+
+    /// A verifier with the settings of `env`, reading S3 with `s3`, and no Secrets Manager.
+    pub fn new(env: &Environment, s3: aws_sdk_s3::Client, clock: Clock) -> Result<Verifier> {
         let settings = Settings::from_env(env)?;
         let depth = env
             .get(VERIFY_DEPTH)
@@ -118,8 +144,10 @@ impl Verifier {
         Ok(Verifier {
             settings,
             depth,
-            store: Store::new(s3_client(env, sdk)),
-            clock: Clock::system(),
+            store: S3Store::new(s3),
+            secrets: None,
+            env: env.clone(),
+            clock,
         })
     }
 }
@@ -162,9 +190,7 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         .snapshot
         .ok_or_else(|| Error::config("the event must name the \"snapshot\" to verify"))?;
     names::validate_snapshot_name(&snapshot)?;
-    let (bucket, base_path) = settings.location(input.bucket, input.base_path)?;
-    let base_path = base_path.unwrap_or_default();
-    let store = verifier.store.scoped(bucket.clone(), base_path.clone());
+    let store = open_store(verifier, input.bucket, input.base_path, input.azure).await?;
     let depth = input.deep.unwrap_or(verifier.depth);
     let window = Window {
         resume_from: input.resume_from.unwrap_or(0),
@@ -173,7 +199,8 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
             .map(|seconds| verifier.clock.now() + Duration::from_secs(seconds)),
     };
     let checked = check_snapshot(&store, &snapshot, depth, window, &verifier.clock).await?;
-    let s3_requests = store.counts();
+    let requests = store.requests();
+    let location = store.location();
     let now_ms = verifier.clock.now_millis();
     if !checked.damage.is_empty() {
         metrics::emit(
@@ -181,12 +208,7 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
             &[Metric::new("VerificationFailures", Unit::Count, 1)],
             now_ms,
         );
-        return Err(damage::report(
-            &bucket,
-            &base_path,
-            &snapshot,
-            &checked.damage,
-        ));
+        return Err(damage::report(&location, &snapshot, &checked.damage));
     }
     metrics::emit(
         settings.metric_dimensions("verify", &repository),
@@ -207,7 +229,8 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         ?depth,
         resume_from = checked.resume_from,
         shards_total = checked.shards_total,
-        "snapshot verified in S3"
+        location,
+        "snapshot verified"
     );
     Ok(VerifyOutput {
         repository,
@@ -221,8 +244,39 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         blobs: checked.blobs,
         bytes: checked.bytes,
         depth,
-        s3_requests,
+        location,
+        requests,
     })
+}
+
+/// The repository's store: the S3 bucket and base path of the event or the settings, or the
+/// event's Azure target; never both.
+async fn open_store(
+    verifier: &Verifier,
+    bucket: Option<String>,
+    base_path: Option<String>,
+    azure: Option<AzureTarget>,
+) -> Result<Arc<dyn BlobStore>> {
+    let Some(azure) = azure else {
+        let (bucket, base_path) = verifier.settings.location(bucket, base_path)?;
+        return Ok(Arc::new(
+            verifier.store.scoped(bucket, base_path.unwrap_or_default()),
+        ));
+    };
+    if bucket.is_some() {
+        return Err(Error::config(
+            "the event names both a \"bucket\" and an \"azure\" target: give one, the storage to read",
+        ));
+    }
+    let source_base_path = base_path.or_else(|| verifier.settings.base_path.clone());
+    let settings = azure
+        .settings(
+            &verifier.env,
+            source_base_path.as_deref(),
+            verifier.secrets.as_ref(),
+        )
+        .await?;
+    Ok(Arc::new(AzureStore::connect(settings)?))
 }
 
 /// Which shards one invocation may check: from `resume_from`, none started after `deadline`
@@ -246,7 +300,7 @@ struct Checked {
 }
 
 async fn check_snapshot(
-    store: &Store,
+    store: &Arc<dyn BlobStore>,
     snapshot: &str,
     depth: Depth,
     window: Window,
@@ -389,14 +443,18 @@ async fn check_snapshot(
 /// missing), and its bytes. OpenSearch deletes the older `index-N` right after writing a newer
 /// one, so a root blob that was listed but is gone is looked for once more in a new listing
 /// before it counts as missing.
-async fn newest_root(store: &Store) -> Result<std::result::Result<(u64, Vec<u8>), Damage>> {
+async fn newest_root(
+    store: &Arc<dyn BlobStore>,
+) -> Result<std::result::Result<(u64, Vec<u8>), Damage>> {
     let mut looked_again = false;
     loop {
         let generation = store
             .list(layout::ROOT_INDEX_PREFIX)
             .await?
             .iter()
-            .filter_map(|(key, _)| ossnap_repository::repository_data::root_index_generation(key))
+            .filter_map(|blob| {
+                ossnap_repository::repository_data::root_index_generation(&blob.name)
+            })
             .max();
         let Some(generation) = generation else {
             return Ok(Err(Damage::NoRepository));
@@ -427,7 +485,7 @@ fn unless_success(
 }
 
 async fn check_metadata_blob(
-    store: &Store,
+    store: &Arc<dyn BlobStore>,
     key: &str,
     codec: Codec,
     damage: &mut Vec<Damage>,
@@ -458,7 +516,7 @@ struct ShardChecked {
 /// One listing of the shard folder, one read of the shard's `snap-{uuid}.dat`, then every data
 /// blob it names is looked up in the listing; below `structure`, each whole file is checked too.
 async fn check_shard(
-    store: &Store,
+    store: &Arc<dyn BlobStore>,
     index_id: &str,
     shard: u32,
     uuid: &str,
@@ -469,6 +527,7 @@ async fn check_shard(
         .list(&layout::shard_directory(index_id, shard))
         .await?
         .into_iter()
+        .map(|blob| (blob.name, blob.size))
         .collect();
     let snap_key = layout::shard_snapshot(index_id, shard, uuid);
     if !listing.contains_key(&snap_key) {
@@ -521,7 +580,7 @@ async fn check_shard(
         if keys.len() == names.len() {
             checked
                 .damage
-                .extend(depth::check_file(store, depth, &file, &keys).await?);
+                .extend(depth::check_file(store.as_ref(), depth, &file, &keys).await?);
         }
     }
     Ok(checked)

@@ -13,14 +13,14 @@ mod transcript;
 use std::time::Duration;
 
 use lambda_runtime::{Context, LambdaEvent};
-use ossnap_core::config::{Environment, Settings};
+use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
 use ossnap_core::register::{self, RegistrationStatus};
 use ossnap_core::retention::{self, Policy, RetentionInput};
 use ossnap_core::status::{self, StatusInput, StatusOutput};
 use ossnap_core::{snapshot, Deps, ErrorKind};
 use ossnap_local_stack::{Engine, Profile, SnapshotOutcome};
-use ossnap_verify::{Depth, Store, Verifier, VerifyInput};
+use ossnap_verify::{Depth, Verifier, VerifyInput};
 use serde_json::{json, Value};
 
 use crate::stack::{BASE_PATH, SNAPSHOT_ROLE};
@@ -197,12 +197,12 @@ async fn verify(
     snapshot: &str,
     depth: Depth,
 ) -> ossnap_core::Result<ossnap_verify::VerifyOutput> {
-    let verifier = Verifier {
-        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
-        depth: Depth::Structure,
-        store: Store::new(stack.local.s3_client()),
-        clock: ossnap_core::clock::Clock::without_sleeps(),
-    };
+    let verifier = Verifier::new(
+        &Environment::from_pairs(stack.env()),
+        stack.local.s3_client(),
+        ossnap_core::clock::Clock::without_sleeps(),
+    )
+    .unwrap();
     let input = VerifyInput {
         repository: None,
         snapshot: Some(snapshot.to_owned()),
@@ -242,12 +242,12 @@ async fn verify_reads_compressed_metadata(stack: &TestStack, deps: &Deps) {
         .create_snapshot("compressed", "compressed-1", &json!({"indices": INDEX}))
         .await
         .unwrap();
-    let verifier = Verifier {
-        settings: Settings::from_env(&Environment::from_pairs(stack.env())).unwrap(),
-        depth: Depth::Structure,
-        store: Store::new(stack.local.s3_client()),
-        clock: ossnap_core::clock::Clock::without_sleeps(),
-    };
+    let verifier = Verifier::new(
+        &Environment::from_pairs(stack.env()),
+        stack.local.s3_client(),
+        ossnap_core::clock::Clock::without_sleeps(),
+    )
+    .unwrap();
     for depth in [Depth::Structure, Depth::Full] {
         let mut outcome = None;
         // The snapshot runs in the background: wait until its root blobs are written.
@@ -295,16 +295,16 @@ async fn verify_reads_deeper_at_each_depth(stack: &TestStack, snapshot: &str) {
         (structure.depth, footers.depth, full.depth),
         (Depth::Structure, Depth::Footers, Depth::Full)
     );
-    let data_files = footers.s3_requests.get - structure.s3_requests.get;
+    let data_files = footers.requests.get - structure.requests.get;
     assert!(data_files > 0, "{engine}: {footers:?}");
     assert!(data_files <= footers.blobs as u64, "{engine}: {footers:?}");
     assert_eq!(
-        footers.s3_requests.bytes_read - structure.s3_requests.bytes_read,
+        footers.requests.bytes_read - structure.requests.bytes_read,
         16 * data_files,
         "{engine}"
     );
     assert_eq!(
-        full.s3_requests.bytes_read - structure.s3_requests.bytes_read,
+        full.requests.bytes_read - structure.requests.bytes_read,
         full.bytes,
         "{engine}: full reads every data byte once"
     );
