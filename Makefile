@@ -18,6 +18,7 @@ demo: tools workflow-tools
 
 include infra/lint.mk
 include workflow/workflow.mk
+include azurite/azurite.mk
 
 build:
 	cargo build --workspace --release
@@ -25,7 +26,7 @@ build:
 # The integration tests start the function binaries as Lambda does, so they are built first.
 test: test-rust lint-infra
 
-test-rust: tools workflow-tools opensearch-tools terminal-tools
+test-rust: tools workflow-tools opensearch-tools terminal-tools azure-tools
 	cargo build --workspace --bins
 	cargo test --workspace
 
@@ -60,7 +61,7 @@ package: tools
 
 # Cold start, invoke time and peak RSS of the release packages beside the Python twin, the
 # packages' zip sizes, and SigV4 signing cost. Built for this machine's architecture (x86_64).
-bench: tools workflow-tools opensearch-tools .venv-bench/.installed
+bench: tools workflow-tools opensearch-tools azure-tools .venv-bench/.installed
 	for f in $(FUNCTIONS); do \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --x86-64 -p ossnap-$$f || exit 1; \
 	done

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::blob_store::Location;
 use crate::security::RoleMapping;
 use crate::Error;
 
@@ -49,6 +50,26 @@ impl RepositoryConfig {
 
     pub fn base_path(&self) -> String {
         self.setting_str("base_path").unwrap_or_default()
+    }
+
+    /// Where the repository's blobs live, with the plugins' defaults: repository-azure's
+    /// `container` is `opensearch-snapshots`, its `client` the deprecated `account`, else
+    /// `default`.
+    pub fn location(&self) -> Location {
+        match self.repository_type.as_str() {
+            "azure" => Location::Azure {
+                client: self
+                    .setting_str("client")
+                    .or_else(|| self.setting_str("account"))
+                    .unwrap_or_else(|| "default".to_owned()),
+                container: self
+                    .setting_str("container")
+                    .unwrap_or_else(|| "opensearch-snapshots".to_owned()),
+            },
+            _ => Location::S3 {
+                bucket: self.bucket().unwrap_or_default(),
+            },
+        }
     }
 }
 

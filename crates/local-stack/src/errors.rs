@@ -137,13 +137,4 @@ impl ApiError {
             None,
         )
     }
-
-    /// An S3 failure below a repository operation: `i_o_exception` caused by `amazon_s3_exception`.
-    pub fn s3_cause(io_reason: &str, s3: &crate::blob_store::StoreError) -> Value {
-        json!({
-            "type": "i_o_exception",
-            "reason": io_reason,
-            "caused_by": {"type": "amazon_s3_exception", "reason": format!("amazon_s3_exception: {s3}")}
-        })
-    }
 }

@@ -3,6 +3,9 @@
 //! API, repositories, a few index APIs, the security plugin's role mappings, SigV4/FGAC/PassRole
 //! authorisation), which writes snapshot repositories into that S3 server in the layout
 //! OpenSearch 2.x writes (through aws-sdk-s3, as repository-s3 would) and restores from them.
+//! With `azure: true` the stack also runs Azurite (Azure Storage's emulator, see
+//! [`LocalStack::azure`]), and the emulator reads and writes `type: azure` repositories in it as
+//! repository-azure would.
 //!
 //! Tests drive faults and inspect the request log through [`Control`] or the unauthenticated
 //! loopback-only `/_local/...` endpoints on the OpenSearch port (never logged, never faulted):
@@ -19,7 +22,9 @@
 //! | `GET /_local/requests` | | `[{"method","path","query","status","error_type"}]` |
 //! | `DELETE /_local/requests` | | clears the log |
 
+mod azurite;
 mod blob_store;
+mod child_process;
 mod cluster;
 mod control;
 mod date_math;
@@ -27,6 +32,7 @@ mod engine;
 mod errors;
 mod http_server;
 mod ids;
+mod loopback_http;
 mod opensearch;
 mod real_node;
 mod repository_writer;
@@ -60,6 +66,43 @@ impl Credentials {
             secret_access_key: "ossnap-local-development-secret-key-0001".to_owned(),
             session_token: None,
         }
+    }
+}
+
+/// The Azure Blob service of a stack started with `azure: true`: Azurite, its well-known
+/// development account, and the container the stack created. Its `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AzureEndpoint {
+    pub account: String,
+    /// The account's Shared Key, base64.
+    pub key: String,
+    /// `http://127.0.0.1:PORT/devstoreaccount1`: path-style, as Azurite serves the account.
+    pub blob_endpoint: String,
+    pub container: String,
+}
+
+impl std::fmt::Debug for AzureEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureEndpoint")
+            .field("account", &self.account)
+            .field("key", &"<redacted>")
+            .field("blob_endpoint", &self.blob_endpoint)
+            .field("container", &self.container)
+            .finish()
+    }
+}
+
+impl AzureEndpoint {
+    /// An object_store client for the container, with the account's key, for tests that read or
+    /// write blobs in Azurite independently of the emulator.
+    pub fn object_store(&self) -> object_store::Result<object_store::azure::MicrosoftAzure> {
+        object_store::azure::MicrosoftAzureBuilder::new()
+            .with_account(&self.account)
+            .with_access_key(&self.key)
+            .with_endpoint(self.blob_endpoint.clone())
+            .with_allow_http(true)
+            .with_container_name(&self.container)
+            .build()
     }
 }
 
@@ -140,9 +183,14 @@ pub struct LocalStackConfig {
     pub engine: Engine,
     /// Added before every S3 request (none by default): S3's own latency, for benchmarks.
     pub s3_latency: Duration,
+    /// Also run Azurite (see [`LocalStack::azure`]), creating the container [`DEFAULT_CONTAINER`];
+    /// the emulator's Azure client `default` then reaches it.
+    pub azure: bool,
 }
 
 pub const DEFAULT_BUCKET: &str = "ossnap-local";
+/// The Azure container a stack with `azure: true` creates.
+pub const DEFAULT_CONTAINER: &str = "ossnap-local";
 pub const DEFAULT_PRINCIPAL: &str = "arn:aws:iam::123456789012:role/ossnap-local";
 /// The role the emulator lets callers pass when they register a repository.
 pub const SNAPSHOT_ROLE: &str = "arn:aws:iam::123456789012:role/ossnap-snapshot";
@@ -163,6 +211,7 @@ impl LocalStackConfig {
             snapshot_duration: Duration::from_secs(2),
             engine: Engine::Emulator,
             s3_latency: Duration::ZERO,
+            azure: false,
         }
     }
 
@@ -198,6 +247,8 @@ pub enum Error {
     CreateBucket { bucket: String, reason: String },
     #[error("real OpenSearch node: {reason}")]
     RealNode { reason: String },
+    #[error("Azurite: {reason}")]
+    Azurite { reason: String },
 }
 
 /// What answers on the OpenSearch endpoint.
@@ -216,6 +267,7 @@ pub struct LocalStack {
     s3_address: SocketAddr,
     opensearch: OpenSearchServer,
     s3: http_server::RunningServer,
+    azurite: Option<azurite::Azurite>,
 }
 
 impl LocalStack {
@@ -233,12 +285,22 @@ impl LocalStack {
         )
         .await?;
         let s3_endpoint = format!("http://{}", s3.address);
-        let client = blob_store::client(&s3_endpoint, &config.region, &config.credentials);
-        blob_store::ensure_bucket(&client, &config.bucket).await?;
+        let client = blob_store::s3::client(&s3_endpoint, &config.region, &config.credentials);
+        blob_store::s3::ensure_bucket(&client, &config.bucket).await?;
+        let azurite = if config.azure {
+            Some(
+                azurite::Azurite::start(&config.data_dir.join("azurite"), DEFAULT_CONTAINER)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let storage =
+            blob_store::StorageClients::new(client, azurite.as_ref().map(azurite::Azurite::client));
 
         let opensearch = match config.engine {
             Engine::Emulator => {
-                let emulator = Arc::new(opensearch::Emulator::load(config.clone(), client)?);
+                let emulator = Arc::new(opensearch::Emulator::load(config.clone(), storage)?);
                 let server =
                     http_server::serve_opensearch(emulator.clone(), config.opensearch_port).await?;
                 OpenSearchServer::Emulator { emulator, server }
@@ -263,6 +325,7 @@ impl LocalStack {
             config,
             opensearch,
             s3,
+            azurite,
         })
     }
 
@@ -291,6 +354,16 @@ impl LocalStack {
         format!("http://{}", self.s3_address)
     }
 
+    /// Azurite's Blob service, when the stack runs it (`azure: true`).
+    pub fn azure(&self) -> Option<&AzureEndpoint> {
+        self.azurite.as_ref().map(azurite::Azurite::endpoint)
+    }
+
+    /// Azurite's process id, when the stack runs it.
+    pub fn azurite_pid(&self) -> Option<u32> {
+        self.azurite.as_ref().and_then(azurite::Azurite::pid)
+    }
+
     pub fn config(&self) -> &LocalStackConfig {
         &self.config
     }
@@ -308,7 +381,9 @@ impl LocalStack {
     /// the credentials, `AWS_REGION`, `SNAPSHOT_BUCKET` and `SNAPSHOT_BASE_PATH`; for the emulator
     /// `SNAPSHOT_ROLE_ARN` (it authenticates with SigV4 and checks PassRole), for a real node
     /// `OPENSEARCH_AUTH=none` (the integ-test distribution has no security plugin),
-    /// `SNAPSHOT_REPOSITORY_TYPE=fs` and `SNAPSHOT_LOCATION`. The binary prints these as exports.
+    /// `SNAPSHOT_REPOSITORY_TYPE=fs` and `SNAPSHOT_LOCATION`; with Azurite, `AZURE_STORAGE_ACCOUNT`,
+    /// `AZURE_STORAGE_KEY`, `AZURE_STORAGE_CONTAINER` and `AZURE_STORAGE_ENDPOINT`. The binary
+    /// prints these as exports.
     pub fn environment(&self, base_path: Option<&str>) -> Vec<(&'static str, String)> {
         let credentials = &self.config.credentials;
         let mut environment = vec![
@@ -341,13 +416,19 @@ impl LocalStack {
                 ));
             }
         }
+        if let Some(azure) = self.azure() {
+            environment.push(("AZURE_STORAGE_ACCOUNT", azure.account.clone()));
+            environment.push(("AZURE_STORAGE_KEY", azure.key.clone()));
+            environment.push(("AZURE_STORAGE_CONTAINER", azure.container.clone()));
+            environment.push(("AZURE_STORAGE_ENDPOINT", azure.blob_endpoint.clone()));
+        }
         environment
     }
 
     /// An aws-sdk-s3 client for the embedded S3 server (path-style, the configured credentials),
     /// for tests that look at what the emulator wrote.
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
-        blob_store::client(
+        blob_store::s3::client(
             &self.s3_endpoint(),
             &self.config.region,
             &self.config.credentials,
@@ -390,9 +471,10 @@ impl LocalStack {
         }
     }
 
-    /// Another emulated cluster (a second domain) with the same S3 server and bucket, its own
-    /// state under `data_dir/<name>`, answering as `profile`: the other side of a restore into
-    /// another domain, or of a version mismatch.
+    /// Another emulated cluster (a second domain) with the same S3 server and bucket, and the
+    /// same Azurite as its Azure client `default` when the stack runs it, its own state under
+    /// `data_dir/<name>`, answering as `profile`: the other side of a restore into another
+    /// domain (or from a copy in Azure), or of a version mismatch.
     pub async fn start_another_cluster(
         &self,
         name: &str,
@@ -403,14 +485,18 @@ impl LocalStack {
         config.opensearch_port = 0;
         config.profile = profile;
         config.engine = Engine::Emulator;
-        let emulator = Arc::new(opensearch::Emulator::load(config, self.s3_client())?);
+        let storage = blob_store::StorageClients::new(
+            self.s3_client(),
+            self.azurite.as_ref().map(azurite::Azurite::client),
+        );
+        let emulator = Arc::new(opensearch::Emulator::load(config, storage)?);
         let server = http_server::serve_opensearch(emulator.clone(), 0).await?;
         Ok(AnotherCluster { emulator, server })
     }
 
     /// Stops accepting connections, aborts running snapshots (the emulator's) or stops the
-    /// node, and waits for open connections to finish (bounded), leaving the data directory in
-    /// place.
+    /// node, waits for open connections to finish (bounded), and stops Azurite, leaving the data
+    /// directory in place.
     pub async fn shutdown(self) {
         match self.opensearch {
             OpenSearchServer::Emulator { emulator, server } => {
@@ -420,6 +506,9 @@ impl LocalStack {
             OpenSearchServer::Real(node) => node.stop().await,
         }
         self.s3.stop().await;
+        if let Some(azurite) = self.azurite {
+            azurite.stop().await;
+        }
     }
 }
 

@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! ossnap-local [--engine emulator|opensearch-2|opensearch-3] [--data-dir DIR]
-//!              [--opensearch-port 9200] [--s3-port 9000] [--seed]
+//!              [--opensearch-port 9200] [--s3-port 9000] [--seed] [--azure]
 //! ```
 //! `--engine opensearch-2|opensearch-3` runs a real OpenSearch node (fetched once with Maven into
 //! the project's `.cache`) instead of the emulator; its repository is an `fs` one in the bucket's
-//! folder, so its blobs are S3 objects.
+//! folder, so its blobs are S3 objects. `--azure` also runs Azurite (`make azure-tools` installs
+//! it) with the container `ossnap-local`, prints the `AZURE_STORAGE_*` exports, and lets the
+//! emulator register `type: azure` repositories in it.
 //! Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (fixed development credentials
 //! when unset), the bucket from SNAPSHOT_BUCKET. Stops on Ctrl-C or SIGTERM and keeps its data
 //! directory, so a restart finds buckets, repositories, snapshots and indices again.
@@ -16,7 +18,7 @@ use std::process::ExitCode;
 
 use ossnap_local_stack::{Credentials, Engine, LocalStack, LocalStackConfig, DEFAULT_BUCKET};
 
-const USAGE: &str = "usage: ossnap-local [--engine emulator|opensearch-2|opensearch-3] [--data-dir DIR] [--opensearch-port PORT] [--s3-port PORT] [--seed]";
+const USAGE: &str = "usage: ossnap-local [--engine emulator|opensearch-2|opensearch-3] [--data-dir DIR] [--opensearch-port PORT] [--s3-port PORT] [--seed] [--azure]";
 
 #[derive(Debug)]
 struct Arguments {
@@ -25,6 +27,7 @@ struct Arguments {
     opensearch_port: u16,
     s3_port: u16,
     seed: bool,
+    azure: bool,
 }
 
 fn parse_arguments(arguments: impl Iterator<Item = String>) -> Result<Arguments, String> {
@@ -34,6 +37,7 @@ fn parse_arguments(arguments: impl Iterator<Item = String>) -> Result<Arguments,
         opensearch_port: 9200,
         s3_port: 9000,
         seed: false,
+        azure: false,
     };
     let mut arguments = arguments.peekable();
     while let Some(argument) = arguments.next() {
@@ -56,6 +60,7 @@ fn parse_arguments(arguments: impl Iterator<Item = String>) -> Result<Arguments,
                     .map_err(|_| "--s3-port must be a port number".to_owned())?
             }
             "--seed" => parsed.seed = true,
+            "--azure" => parsed.azure = true,
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -129,6 +134,7 @@ async fn main() -> ExitCode {
         credentials,
         bucket: std::env::var("SNAPSHOT_BUCKET").unwrap_or_else(|_| DEFAULT_BUCKET.to_owned()),
         engine: arguments.engine,
+        azure: arguments.azure,
         ..LocalStackConfig::new(&arguments.data_dir)
     };
     let stack = match LocalStack::start(config).await {
@@ -164,6 +170,12 @@ async fn main() -> ExitCode {
         stack.s3_endpoint(),
         config.bucket
     );
+    if let Some(azure) = stack.azure() {
+        println!(
+            "  Azure Blob (Azurite):           {} (container {})",
+            azure.blob_endpoint, azure.container
+        );
+    }
     if stack.control().is_some() {
         println!("  principal:                      {}", config.principal_arn);
     }
@@ -205,14 +217,21 @@ mod tests {
             "--s3-port",
             "2",
             "--seed",
+            "--azure",
         ])
         .unwrap();
         assert_eq!(parsed.engine, Engine::OpenSearch3);
         assert_eq!(parsed.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(
-            (parsed.opensearch_port, parsed.s3_port, parsed.seed),
-            (1, 2, true)
+            (
+                parsed.opensearch_port,
+                parsed.s3_port,
+                parsed.seed,
+                parsed.azure
+            ),
+            (1, 2, true, true)
         );
+        assert!(!parse(&[]).unwrap().azure);
         assert!(parse(&["--opensearch-port", "x"]).is_err());
         assert!(parse(&["--data-dir"]).is_err());
         assert!(parse(&["--bogus"]).is_err());

@@ -45,7 +45,7 @@ pub(crate) struct Emulator {
     pub control: Control,
     pub state: Mutex<ClusterState>,
     state_file: StateFile,
-    pub s3: aws_sdk_s3::Client,
+    pub storage: crate::blob_store::StorageClients,
     pub running: Mutex<Vec<RunningSnapshot>>,
     pub node_id: String,
 }
@@ -185,7 +185,10 @@ fn text_response(status: u16, content_type: &str, body: String) -> http::Respons
 }
 
 impl Emulator {
-    pub fn load(config: LocalStackConfig, s3: aws_sdk_s3::Client) -> Result<Self, Error> {
+    pub fn load(
+        config: LocalStackConfig,
+        storage: crate::blob_store::StorageClients,
+    ) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -216,7 +219,7 @@ impl Emulator {
             control: Control::default(),
             state: Mutex::new(state),
             state_file,
-            s3,
+            storage,
             running: Mutex::new(Vec::new()),
             node_id: random_base64_uuid(),
         })

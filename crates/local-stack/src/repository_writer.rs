@@ -611,7 +611,7 @@ pub(crate) async fn delete_snapshots(
     write_root_generation(store, generation, &data).await?;
     store.delete(&blobs_to_delete).await?;
     for prefix in prefixes_to_delete {
-        store.delete_prefix(&prefix).await?;
+        store.delete_folder(&prefix).await?;
     }
     Ok(())
 }

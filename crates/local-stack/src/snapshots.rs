@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use time::macros::format_description;
 use tokio::sync::watch;
 
-use crate::blob_store::BlobStore;
+use crate::blob_store::{BlobStore, Operation, StoreError};
 use crate::cluster::{IndexState, Recovery, RepositoryConfig};
 use crate::control::{SnapshotOutcome, AUTOMATED_REPOSITORY};
 use crate::errors::ApiError;
@@ -187,9 +187,7 @@ fn snapshot_info_json(info: &SnapshotInfo, verbose: bool, version: (&str, i64)) 
 
 fn repository_read_error(repository: &str, error: &RepositoryError) -> ApiError {
     let caused_by = match error {
-        RepositoryError::Store(store) => {
-            ApiError::s3_cause("Exception when listing blobs by prefix [index-]", store)
-        }
+        RepositoryError::Store(store) => store.cause(Operation::ListRootIndex),
         other => json!({"type": "i_o_exception", "reason": other.to_string()}),
     };
     ApiError::opensearch_with(
@@ -423,12 +421,9 @@ impl Emulator {
     }
 
     fn blob_store(&self, repository: &RepositoryConfig) -> BlobStore {
-        BlobStore::new(
-            self.s3.clone(),
-            &repository.bucket().unwrap_or_default(),
-            &repository.base_path(),
-        )
-        .compressing(repository.setting_bool("compress"))
+        self.storage
+            .open(repository.location(), &repository.base_path())
+            .compressing(repository.setting_bool("compress"))
     }
 
     pub(crate) fn snapshot_using_index(&self, index: &str) -> Option<String> {
@@ -571,7 +566,9 @@ impl Emulator {
             ));
         };
         match repository_type.as_str() {
-            "s3" => {}
+            // repository-azure is installed; its client `default` reaches the stack's Azurite when
+            // there is one (see `StorageClients::open`).
+            "s3" | "azure" => {}
             "fs" => {
                 return Err(ApiError::repository_exception(
                     name,
@@ -589,7 +586,7 @@ impl Emulator {
             repository_type,
             settings,
         };
-        if config.bucket().is_none() {
+        if config.repository_type == "s3" && config.bucket().is_none() {
             return Err(ApiError::repository_exception(
                 name,
                 "No bucket defined for s3 repository",
@@ -608,48 +605,58 @@ impl Emulator {
         Reply::acknowledged()
     }
 
-    /// `BlobStoreRepository.startVerification`: writes a test blob and removes it again.
+    /// `BlobStoreRepository.startVerification`: writes test blobs and removes them again; a
+    /// readonly repository is only listed (its newest generation looked up), never written.
     async fn verify_repository(
         &self,
         name: &str,
         config: &RepositoryConfig,
     ) -> Result<(), ApiError> {
         let store = self.blob_store(config);
-        let seed = random_base64_uuid();
         let base = config.base_path();
         let shown_path = if base.is_empty() {
             String::new()
         } else {
             format!("{}/", base.trim_matches('/'))
         };
-        let blob = format!("tests-{seed}/master.dat");
-        let failure = |error: crate::blob_store::StoreError| {
+        let failure = |operation: Operation<'_>, error: StoreError| {
             ApiError::opensearch_with(
                 500,
                 "repository_verification_exception",
                 format!("[{name}] path {shown_path} is not accessible on cluster-manager node"),
                 Map::new(),
-                Some(ApiError::s3_cause(
-                    &format!("Unable to upload object [{shown_path}{blob}] using a single upload"),
-                    &error,
-                )),
+                Some(error.cause(operation)),
             )
         };
-        store
-            .put(&blob, seed.as_bytes().to_vec())
-            .await
-            .map_err(failure)?;
-        store
-            .put(
-                &format!("tests-{seed}/data-{}.dat", self.node_id),
-                seed.as_bytes().to_vec(),
+        if config.setting_bool("readonly") {
+            store
+                .list(ossnap_repository::layout::ROOT_INDEX_PREFIX)
+                .await
+                .map_err(|error| failure(Operation::ListRootIndex, error))?;
+            return Ok(());
+        }
+        let seed = random_base64_uuid();
+        let folder = format!("tests-{seed}/");
+        let master = format!("{folder}master.dat");
+        let upload_failure = |blob: &str, error| {
+            failure(
+                Operation::Upload {
+                    path: &store.key(blob),
+                },
+                error,
             )
-            .await
-            .map_err(failure)?;
+        };
+        for blob in [&master, &format!("{folder}data-{}.dat", self.node_id)] {
+            store
+                .put(blob, seed.as_bytes().to_vec())
+                .await
+                .map_err(|error| upload_failure(blob, error))?;
+        }
+        // Reported as the upload was, which is what the emulator has always answered.
         store
-            .delete_prefix(&format!("tests-{seed}/"))
+            .delete_folder(&folder)
             .await
-            .map_err(failure)?;
+            .map_err(|error| upload_failure(&master, error))?;
         Ok(())
     }
 
@@ -1431,6 +1438,12 @@ impl Emulator {
         call.allow_parameters(&["master_timeout", "cluster_manager_timeout"])?;
         self.authorize(call, "cluster:admin/snapshot/delete")?;
         let config = self.repository(repository_name)?;
+        if config.setting_bool("readonly") {
+            return Err(ApiError::repository_exception(
+                repository_name,
+                "cannot delete snapshot from a readonly repository",
+            ));
+        }
         // Before ES 7.8 the whole expression is one name (`a,b` matches nothing).
         let patterns = if self.config.profile.deletes_name_lists() {
             split_names(expression)

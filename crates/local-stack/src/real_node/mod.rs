@@ -4,20 +4,18 @@
 //! `path.repo` set to the local S3 server's folder for the bucket, so every blob it writes is an
 //! S3 object that verify, retention and copy read through the S3 API.
 //!
-//! The node stops with the stack: SIGTERM to its process group, then a wait; SIGKILL if it
-//! lingers. Dropping a [`RealNode`] stops it too (a failed test), and the node is asked to die
-//! with the thread that started it (a killed test process).
+//! The node stops with the stack, or when dropped, as every [`OwnedChild`] does.
 
 mod distribution;
-mod http;
 mod user;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::child_process::{self, OwnedChild};
 use crate::engine::Engine;
 use crate::Error;
 
@@ -31,7 +29,7 @@ pub(crate) struct RealNode {
     engine: Engine,
     address: std::net::SocketAddr,
     directory: PathBuf,
-    process: Option<Child>,
+    process: Option<OwnedChild>,
 }
 
 impl RealNode {
@@ -73,10 +71,10 @@ impl RealNode {
         self.engine
     }
 
-    /// Stops the node and waits for it (off the async threads).
+    /// Stops the node and waits for it.
     pub(crate) async fn stop(mut self) {
         if let Some(process) = self.process.take() {
-            let _ = tokio::task::spawn_blocking(move || terminate(process)).await;
+            process.stop().await;
         }
     }
 
@@ -139,7 +137,7 @@ impl RealNode {
 
     /// The node's process id.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(Child::id)
+        self.process.as_ref().and_then(OwnedChild::id)
     }
 
     async fn call(
@@ -149,7 +147,7 @@ impl RealNode {
         content_type: &str,
         body: String,
     ) -> Result<(u16, bytes::Bytes), Error> {
-        http::request(
+        crate::loopback_http::request(
             self.address,
             method,
             path,
@@ -180,11 +178,7 @@ impl RealNode {
     async fn wait_until_healthy(&mut self) -> Result<(), Error> {
         let started = Instant::now();
         loop {
-            if let Some(status) = self
-                .process
-                .as_mut()
-                .and_then(|process| process.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.process.as_mut().and_then(OwnedChild::exited) {
                 return Err(self.failed(&format!("exited with {status} while starting")));
             }
             if health(self.address).await {
@@ -200,23 +194,13 @@ impl RealNode {
 
     fn failed(&self, what: &str) -> Error {
         let log = self.directory.join("logs/console.log");
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        let tail = child_process::log_tail(&log, 30);
         Error::RealNode {
             reason: format!(
                 "{} {what}; the last lines of {}:\n{tail}",
                 self.engine,
                 log.display()
             ),
-        }
-    }
-}
-
-impl Drop for RealNode {
-    fn drop(&mut self) {
-        if let Some(process) = self.process.take() {
-            terminate(process);
         }
     }
 }
@@ -228,9 +212,11 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn spawn(mut self) -> Result<Child, Error> {
-        self.command.spawn().map_err(|error| Error::RealNode {
-            reason: format!("starting OpenSearch: {error}"),
+    fn spawn(mut self) -> Result<OwnedChild, Error> {
+        OwnedChild::spawn(&mut self.command, "OpenSearch", STOP_TIMEOUT).map_err(|error| {
+            Error::RealNode {
+                reason: format!("starting OpenSearch: {error}"),
+            }
         })
     }
 }
@@ -252,8 +238,8 @@ fn prepare(
     for folder in [&config, &directory.join("data"), &directory.join("logs")] {
         std::fs::create_dir_all(folder).map_err(io_error(folder))?;
     }
-    let http = pick_port(port)?;
-    let transport = pick_port(0)?;
+    let http = child_process::loopback_port("OpenSearch node", port)?;
+    let transport = child_process::loopback_port("OpenSearch node", 0)?;
     write_configuration(&home, directory, repository_root, http, transport)?;
 
     let console = directory.join("logs/console.log");
@@ -269,16 +255,7 @@ fn prepare(
         .current_dir(directory)
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log_too)
-        // Its own process group, so that stopping it reaches the JVM and anything it forked.
-        .process_group(0);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+        .stderr(log_too);
     if let Some(ids) = user::unprivileged_ids()? {
         for path in [directory.parent(), Some(directory)].into_iter().flatten() {
             user::make_traversable(path)?;
@@ -363,48 +340,13 @@ fn write_configuration(
     write("log4j2.properties", read("log4j2.properties")?)
 }
 
-/// `port` on 127.0.0.1, or a free one for 0.
-fn pick_port(port: u16) -> Result<std::net::SocketAddr, Error> {
-    let listener =
-        std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|source| Error::Bind {
-            what: "OpenSearch node",
-            port,
-            source,
-        })?;
-    listener.local_addr().map_err(|source| Error::Bind {
-        what: "OpenSearch node",
-        port,
-        source,
-    })
-}
-
 /// Whether the node answers `_cluster/health` with a non-red status.
 async fn health(address: std::net::SocketAddr) -> bool {
-    let probe = http::request(address, ::http::Method::GET, "/_cluster/health", None);
+    let probe =
+        crate::loopback_http::request(address, ::http::Method::GET, "/_cluster/health", None);
     match tokio::time::timeout(Duration::from_secs(5), probe).await {
         Ok(Ok((200, body))) => serde_json::from_slice::<serde_json::Value>(&body)
             .is_ok_and(|health| health["status"] != "red"),
         _ => false,
     }
-}
-
-/// SIGTERM to the node's process group, a bounded wait, then SIGKILL.
-fn terminate(mut process: Child) {
-    let group = process.id() as libc::pid_t;
-    // SAFETY: kill has no memory-safety preconditions; a negative pid names the process group.
-    unsafe { libc::kill(-group, libc::SIGTERM) };
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = process.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    tracing::warn!(
-        pid = group,
-        "OpenSearch did not stop after SIGTERM; killing it"
-    );
-    // SAFETY: as above.
-    unsafe { libc::kill(-group, libc::SIGKILL) };
-    let _ = process.wait();
 }
