@@ -7,6 +7,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
 use ossnap_core::{snapshot, ErrorKind};
+use ossnap_storage::azure::{AzureCredential, AzureLocation, AzureSettings, AzureStore};
+use ossnap_storage::azure_target::AzureTarget;
+use ossnap_storage::folder::FolderStore;
+use ossnap_storage::{BlobSink, BlobStore, ReadRange};
 use ossnap_tests::TestStack;
 use ossnap_verify::{S3Store, Verifier, VerifyInput, VerifyOutput};
 
@@ -498,4 +502,159 @@ async fn a_root_blob_replaced_while_verifying_is_looked_for_again() {
     .unwrap();
     assert!(output.verified);
     assert_eq!(output.requests.list, output.shards as u64 + 2);
+}
+
+/// Copies a fixture repository from its folder into Azurite under `base_path`, through the same
+/// storage interface copy writes with.
+async fn upload_to_azure(stack: &TestStack, fixture: &str, base_path: &str) -> AzureStore {
+    let azure = stack.local.azure().expect("the stack runs Azurite");
+    let mut settings = AzureSettings::new(
+        AzureLocation {
+            account: azure.account.clone(),
+            container: azure.container.clone(),
+            base_path: base_path.to_owned(),
+        },
+        AzureCredential::AccountKey(azure.key.clone()),
+    );
+    settings.endpoint = Some(azure.blob_endpoint.clone());
+    let destination = AzureStore::connect(settings).unwrap();
+    let source = FolderStore::new(fixtures().join(fixture));
+    for blob in source.list("").await.unwrap() {
+        let body = source.open(&blob.name, ReadRange::Whole).await.unwrap();
+        destination
+            .write(&blob.name, blob.size, body.unwrap())
+            .await
+            .unwrap();
+    }
+    destination
+}
+
+async fn verify_on_azure(
+    stack: &TestStack,
+    env: &[(String, String)],
+    input: VerifyInput,
+) -> ossnap_core::Result<VerifyOutput> {
+    let verifier = Verifier::new(
+        &Environment::from_pairs(env.iter().cloned()),
+        stack.local.s3_client(),
+        ossnap_core::clock::Clock::without_sleeps(),
+    )
+    .unwrap();
+    ossnap_verify::run(
+        &verifier,
+        Invocation {
+            input,
+            scheduled_time: None,
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_repository_in_azure_verifies_as_it_does_in_s3_and_its_damage_is_found_there() {
+    let stack = TestStack::start_with(|config| config.azure = true).await;
+    let fixture = "ES_7_10_Single".to_string();
+    let base_path = format!("copies/{fixture}");
+    upload(&stack, &fixture, &base_path).await;
+    let destination = upload_to_azure(&stack, &fixture, &base_path).await;
+    let snapshot = fixture_snapshots(&fixture).remove(0);
+    let on_azure = || VerifyInput {
+        snapshot: Some(snapshot.clone()),
+        azure: Some(AzureTarget {
+            base_path: Some(base_path.clone()),
+            ..AzureTarget::default()
+        }),
+        deep: Some(ossnap_verify::Depth::Full),
+        ..VerifyInput::default()
+    };
+
+    let in_s3 = verify(&stack, &base_path, &snapshot).await.unwrap();
+    let in_azure = verify_on_azure(&stack, &stack.env(), on_azure())
+        .await
+        .unwrap();
+    assert!(in_azure.verified && in_azure.complete, "{in_azure:?}");
+    assert_eq!(
+        (
+            in_azure.indices,
+            in_azure.shards,
+            in_azure.blobs,
+            in_azure.bytes
+        ),
+        (in_s3.indices, in_s3.shards, in_s3.blobs, in_s3.bytes)
+    );
+    let azure = stack.local.azure().unwrap();
+    assert_eq!(
+        in_azure.location,
+        format!("azure://{}/{}/{base_path}", azure.account, azure.container)
+    );
+    assert!(in_azure.requests.list >= 1 && in_azure.requests.bytes_read > 0);
+
+    // The largest data blob, one byte short: found in Azure, named with its Azure location.
+    let largest = destination
+        .list("indices/")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|blob| blob.name.rsplit('/').next().unwrap().starts_with("__"))
+        .max_by_key(|blob| blob.size)
+        .unwrap();
+    let mut bytes = destination.get(&largest.name).await.unwrap().unwrap();
+    bytes.pop();
+    let shorter = bytes.len() as u64;
+    let body = futures::stream::iter([Ok(bytes::Bytes::from(bytes))]);
+    destination
+        .write(&largest.name, shorter, Box::pin(body))
+        .await
+        .unwrap();
+    let damaged = verify_on_azure(&stack, &stack.env(), on_azure())
+        .await
+        .unwrap_err();
+    assert_eq!(damaged.kind(), ErrorKind::VerificationFailed, "{damaged}");
+    assert!(damaged.to_string().contains(&largest.name), "{damaged}");
+    assert!(damaged.to_string().contains("azure://"), "{damaged}");
+}
+
+#[tokio::test]
+async fn verify_on_azure_names_the_account_it_may_not_read_and_takes_one_storage_only() {
+    let stack = TestStack::start_with(|config| config.azure = true).await;
+    let account = stack.local.azure().unwrap().account.clone();
+    let wrong_key: Vec<(String, String)> = stack
+        .env()
+        .into_iter()
+        .map(|(name, value)| match name.as_str() {
+            "AZURE_STORAGE_KEY" => (name, "d3Jvbmcga2V5".to_owned()),
+            _ => (name, value),
+        })
+        .collect();
+    let input = || VerifyInput {
+        snapshot: Some("nightly".into()),
+        azure: Some(AzureTarget::default()),
+        ..VerifyInput::default()
+    };
+    let refused = verify_on_azure(&stack, &wrong_key, input())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::AuthError, "{refused}");
+    assert!(
+        refused.to_string().contains(&format!("`{account}`")),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("AZURE_STORAGE_KEY"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("d3Jvbmcga2V5"), "{refused}");
+
+    let both = verify_on_azure(
+        &stack,
+        &stack.env(),
+        VerifyInput {
+            bucket: Some(stack.local.config().bucket.clone()),
+            ..input()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(both.kind(), ErrorKind::ConfigError);
+    assert!(both.to_string().contains("give one"), "{both}");
 }

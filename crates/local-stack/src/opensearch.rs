@@ -15,8 +15,9 @@ use crate::cluster::{ClusterState, IndexState, Recovery, StateFile};
 use crate::control::{Control, Fault, LoggedRequest, SnapshotOutcome};
 use crate::errors::ApiError;
 use crate::ids::random_base64_uuid;
+use crate::millis::{format_millis, now_millis};
+use crate::running::RunningSnapshot;
 use crate::security::{self, Principal, RoleMapping, MANAGE_SNAPSHOTS};
-use crate::snapshots::RunningSnapshot;
 use crate::Profile;
 use crate::{sigv4, AuthMode, Error, LocalStackConfig};
 
@@ -808,7 +809,7 @@ impl Emulator {
             json!({
                 "index": index_name, "shard": shard, "primary": primary,
                 "current_state": "unassigned",
-                "unassigned_info": {"reason": reason, "at": crate::snapshots::format_millis(now), "details": details, "last_allocation_status": "no"},
+                "unassigned_info": {"reason": reason, "at": format_millis(now), "details": details, "last_allocation_status": "no"},
                 "can_allocate": "no",
                 "allocate_explanation": "cannot allocate because allocation is not permitted to any of the nodes",
                 "node_allocation_decisions": [{
@@ -1418,10 +1419,6 @@ fn security_bad_request(message: &str) -> ApiError {
         body: security::status_body("BAD_REQUEST", message),
         error_type: "bad_request".to_owned(),
     }
-}
-
-pub(crate) fn now_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn base64_standard(bytes: &[u8]) -> String {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use ossnap_repository::{ShardFailure, SnapshotEntry, SnapshotInfo, SnapshotState};
 use serde_json::{json, Map, Value};
-use time::macros::format_description;
 use tokio::sync::watch;
 
 use crate::blob_store::{BlobStore, Operation, StoreError};
@@ -17,29 +16,11 @@ use crate::cluster::{IndexState, Recovery, RepositoryConfig};
 use crate::control::{SnapshotOutcome, AUTOMATED_REPOSITORY};
 use crate::errors::ApiError;
 use crate::ids::random_base64_uuid;
-use crate::opensearch::{now_millis, Body, Call, Emulator, Handled, Reply};
+use crate::millis::{format_millis, now_millis};
+use crate::opensearch::{Body, Call, Emulator, Handled, Reply};
 use crate::repository_writer::{self, CapturedIndex, RepositoryError, SnapshotPlan};
+use crate::running::RunningSnapshot;
 use crate::security;
-
-/// What waiters of a running snapshot receive when it ends.
-type Completion = Option<Result<Value, ApiError>>;
-
-pub(crate) struct RunningSnapshot {
-    pub repository: String,
-    pub name: String,
-    pub uuid: String,
-    pub start_millis: i64,
-    started: Instant,
-    pub indices: Vec<String>,
-    include_global_state: bool,
-    metadata: Option<Map<String, Value>>,
-    /// (index, shard) of every shard in the snapshot.
-    shards: Vec<(String, u32)>,
-    plan: Option<SnapshotPlan>,
-    never_finishes: bool,
-    task: Option<tokio::task::AbortHandle>,
-    done: watch::Receiver<Completion>,
-}
 
 /// Settings rendered as OpenSearch renders `Settings`: every value a string.
 fn settings_as_strings(settings: &Map<String, Value>) -> Value {
@@ -115,16 +96,6 @@ fn validate_snapshot_name(repository: &str, name: &str) -> Result<(), ApiError> 
         );
     }
     Ok(())
-}
-
-const DATE_TIME: &[time::format_description::FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-
-pub(crate) fn format_millis(millis: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|moment| moment.format(DATE_TIME).ok())
-        .unwrap_or_default()
 }
 
 /// `SnapshotInfo.toXContent` for the REST API.

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::{Client, Response};
-use futures_util::TryStreamExt;
+use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use ossnap_local_stack::{LocalStack, LocalStackConfig, Profile, DEFAULT_CONTAINER};
 use serde_json::{json, Value};

@@ -358,7 +358,7 @@ mod tests {
     fn keys_are_encoded_segment_by_segment() {
         let endpoint = AzureEndpoint {
             account: "devstoreaccount1".to_owned(),
-            key: crate::azurite::DEVELOPMENT_KEY.to_owned(),
+            key: "a2V5".to_owned(),
             blob_endpoint: "http://127.0.0.1:10000/devstoreaccount1".to_owned(),
             container: "c".to_owned(),
         };
