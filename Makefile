@@ -73,7 +73,8 @@ package: tools
 	done
 
 # Cold start, invoke time and peak RSS of the release packages beside the Python twin, the
-# packages' zip sizes, and SigV4 signing cost. Built for this machine's architecture (x86_64).
+# packages' zip sizes, SigV4 signing cost, verify at scale, and copy to Azurite beside its
+# ceilings and its Python twin. Built for this machine's architecture (x86_64).
 bench: tools workflow-tools opensearch-tools azure-tools .venv-bench/.installed
 	for f in $(FUNCTIONS); do \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --x86-64 -p ossnap-$$f || exit 1; \
@@ -87,6 +88,7 @@ bench: tools workflow-tools opensearch-tools azure-tools .venv-bench/.installed
 	done
 	cargo bench -p ossnap-tests --bench cold_start
 	cargo bench -p ossnap-tests --bench verify_repository
+	cargo bench -p ossnap-tests --bench copy_to_azure
 	cargo build --profile bench --workspace --bins
 	cargo bench -p ossnap-tests --bench real_engines
 	cargo bench -p ossnap-core --bench sigv4 -- --noplot

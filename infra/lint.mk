@@ -10,7 +10,8 @@
 
 INFRA_DIR        := infra
 INFRA_TEMPLATE   := $(INFRA_DIR)/template.yaml
-INFRA_ASL        := $(INFRA_DIR)/statemachine/snapshot.asl.json $(INFRA_DIR)/statemachine/restore.asl.json
+INFRA_ASL        := $(INFRA_DIR)/statemachine/snapshot.asl.json $(INFRA_DIR)/statemachine/restore.asl.json \
+                    $(INFRA_DIR)/statemachine/migrate.asl.json
 INFRA_FIXTURE    := $(INFRA_DIR)/fixtures/insecure-blog.yaml
 INFRA_VENV       := $(INFRA_DIR)/.venv
 INFRA_PYTHON     ?= python3

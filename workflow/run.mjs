@@ -18,10 +18,34 @@
 //   definition's TimeoutSeconds, so a run that lasts hours on AWS takes seconds here.
 //   --start-time moves the execution's wall clock (Date) to that time as it starts, so that
 //   $$.Execution.StartTime is on a virtual calendar (the library sets it from `new Date()`).
+// - Map states run as the library runs them, their states overridden like the top-level ones
+//   (so a state name must be unique across the definition, nested states included).
+// - A Distributed Map's ItemReader (which the library does not run) is rewritten in memory, at
+//   load time, into what it does on AWS: read the items, then iterate over them. For a Map M
+//   whose ItemReader is `s3:getObject` of a JSON array (ReaderConfig.InputType JSON):
+//     1. a Task state `M.ItemReader` is added with the reader's Resource and Parameters,
+//        ResultPath null and Next M, and M's Catch; every transition to M (StartAt, Next,
+//        Default, a Choice rule's Next, a Catch's Next) goes to it instead. Its handler GETs the
+//        object from the local S3 through --invoke-endpoint (`/local/s3/<bucket>/<key>`, served
+//        by the test harness with the stack's credentials) and keeps the array, so M's input is
+//        untouched, as on AWS, where the ItemReader is part of M;
+//     2. M loses ItemReader and becomes INLINE (ProcessorConfig.Mode), and its ItemsPath is
+//        `$$.ItemReader.M`: the array just read. ItemSelector ($$.Map.Item.Value),
+//        MaxConcurrency(Path), ItemProcessor, ResultSelector, ResultPath and Catch stay as written.
+//   It is the same iteration: the same items, each through the same ItemSelector and states, at
+//   most MaxConcurrency at once. What differs: on AWS each item is a child execution and a
+//   failed one fails M with States.ExceedToleratedFailureThreshold once more than
+//   ToleratedFailurePercentage fail; here the first failed item fails M with its own error (the
+//   same outcome for a tolerance of 0, the only one accepted here: M's Catch on States.ALL
+//   catches both). ItemBatcher, ResultWriter and other readers are refused, not approximated.
+//   The events show M as on AWS: `M.ItemReader`'s entry is reported as M's, its exit and M's own
+//   entry are not reported.
 //
 // Every line has `type`, `elapsed_ms` (real) and `virtual_seconds`. The types are the library's
-// events, LambdaFunctionSucceeded (a function's own output, as in the execution history) and
-// Notification; the last line is ExecutionSucceeded, ExecutionFailed or ExecutionTimedOut.
+// events (a Map's are MapIterationStarted/Succeeded/Failed with the iteration's `index`, and its
+// states' events carry that `index` too), LambdaFunctionSucceeded (a function's own output, as in
+// the execution history) and Notification; the last line is ExecutionSucceeded, ExecutionFailed
+// or ExecutionTimedOut.
 
 import { readFile } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
@@ -54,10 +78,17 @@ const optionSpec = {
 };
 const given = parseArgs({ options: optionSpec }).values;
 
-const definition = substitute(
+const asWritten = substitute(
   await readFile(given.definition, "utf8"),
   JSON.parse(given.substitutions ?? "{}"),
 );
+// The definition as written must be valid before it is rewritten (the library validates it).
+new StateMachine(asWritten);
+/** The items each ItemReader read, by Map state name: `$$.ItemReader.<Map>`. */
+const itemReaderItems = {};
+/** The Map state of each added `<Map>.ItemReader` state. */
+const itemReaderOf = {};
+const definition = rewriteItemReaders(asWritten);
 const machine = new StateMachine(definition);
 
 async function lineOfStdin() {
@@ -103,6 +134,8 @@ const context = {
     StartTime: new Date().toISOString(),
   },
   StateMachine: { Id: stateMachineArn, Name: "ossnap-local" },
+  // Shared with every Map iteration's context (the library copies the context shallowly).
+  ItemReader: itemReaderItems,
 };
 
 let virtualExtraSeconds = 0;
@@ -135,6 +168,99 @@ function substitute(text, values) {
     throw new Error(`no substitution for ${[...missing].join(", ")}`);
   }
   return JSON.parse(replaced);
+}
+
+/**
+ * The Distributed Maps' ItemReaders rewritten as the comment at the top says, in every States of
+ * the definition (nested ones included). Returns a new definition; `asWritten` is left as is.
+ */
+function rewriteItemReaders(asWritten) {
+  const rewritten = structuredClone(asWritten);
+  rewriteStates(rewritten);
+  return rewritten;
+}
+
+function rewriteStates(machine) {
+  for (const [name, state] of Object.entries(machine.States)) {
+    const processor = state.ItemProcessor ?? state.Iterator;
+    if (processor) rewriteStates(processor);
+    for (const branch of state.Branches ?? []) rewriteStates(branch);
+    if (state.Type !== "Map" || !state.ItemReader) continue;
+    const reader = state.ItemReader;
+    const refuse = (why) => {
+      throw new Error(`${name}: ${why}; the local runner cannot run it as AWS would`);
+    };
+    if (!/^arn:aws[a-z-]*:states:::s3:getObject$/.test(reader.Resource)) {
+      refuse(`ItemReader ${reader.Resource} is not s3:getObject`);
+    }
+    if (reader.ReaderConfig?.InputType !== "JSON") refuse("ItemReader's InputType is not JSON");
+    for (const field of ["ItemBatcher", "ResultWriter", "ToleratedFailureCountPath", "ToleratedFailurePercentagePath"]) {
+      if (state[field] !== undefined) refuse(`${field} is not supported`);
+    }
+    if ((state.ToleratedFailurePercentage ?? 0) !== 0 || (state.ToleratedFailureCount ?? 0) !== 0) {
+      refuse("a failure tolerance above 0 is not supported");
+    }
+    if (!/^[A-Za-z0-9_]+$/.test(name)) refuse("its name is not a plain JSONPath name");
+    const readerName = `${name}.ItemReader`;
+    if (machine.States[readerName]) refuse(`a state is already named ${readerName}`);
+
+    redirect(machine, name, readerName);
+    machine.States[readerName] = {
+      Type: "Task",
+      Resource: reader.Resource,
+      Parameters: reader.Parameters ?? {},
+      ResultPath: null,
+      ...(state.Catch ? { Catch: state.Catch } : {}),
+      Next: name,
+    };
+    itemReaderOf[readerName] = name;
+    delete state.ItemReader;
+    for (const field of ["ToleratedFailurePercentage", "ToleratedFailureCount", "Label"]) {
+      delete state[field];
+    }
+    state.ItemProcessor = { ...state.ItemProcessor, ProcessorConfig: { Mode: "INLINE" } };
+    state.ItemsPath = `$$.ItemReader.${name}`;
+  }
+}
+
+/** Every transition to `from` in `machine`'s States (not nested ones: they cannot reach it) goes to `to`. */
+function redirect(machine, from, to) {
+  if (machine.StartAt === from) machine.StartAt = to;
+  for (const state of Object.values(machine.States)) {
+    if (state.Next === from) state.Next = to;
+    if (state.Default === from) state.Default = to;
+    for (const rule of [...(state.Choices ?? []), ...(state.Catch ?? [])]) {
+      if (rule.Next === from) rule.Next = to;
+    }
+  }
+}
+
+/** Reads an ItemReader's object from the local S3 (through the harness) and keeps its items. */
+async function readItems(readerName, input) {
+  const mapName = itemReaderOf[readerName];
+  let response;
+  let body;
+  try {
+    const path = `${encodeURIComponent(input.Bucket)}/${input.Key.split("/").map(encodeURIComponent).join("/")}`;
+    response = await fetch(`${invokeEndpoint}/local/s3/${path}`);
+    body = await response.text();
+  } catch (error) {
+    throw namedError("States.ItemReaderFailed", `${mapName}: ${error.message}`);
+  }
+  if (!response.ok) {
+    throw namedError("States.ItemReaderFailed", `${mapName}: s3://${input.Bucket}/${input.Key}: ${response.status} ${body}`);
+  }
+  let items;
+  try {
+    items = JSON.parse(body);
+  } catch (error) {
+    throw namedError("States.ItemReaderFailed", `${mapName}: the object is not JSON: ${error.message}`);
+  }
+  if (!Array.isArray(items)) {
+    throw namedError("States.ItemReaderFailed", `${mapName}: the object is not a JSON array`);
+  }
+  itemReaderItems[mapName] = items;
+  return {};
 }
 
 /** Ends the execution here (it would go on without us otherwise). */
@@ -260,6 +386,9 @@ function listRunningExecutions(input) {
 }
 
 function localHandler(stateName, resource) {
+  if (itemReaderOf[stateName]) {
+    return (input) => unlessTimedOut(() => readItems(stateName, input));
+  }
   const lambda = resource.match(/^arn:aws[a-z-]*:lambda:[^:]+:\d{12}:function:([^:]+)$/);
   if (lambda) {
     return (input) => unlessTimedOut(() => invokeLambda(stateName, lambda[1], input));
@@ -273,7 +402,22 @@ function localHandler(stateName, resource) {
   throw new Error(`${stateName}: no local stand-in for resource ${resource}`);
 }
 
-const states = Object.entries(definition.States);
+/** Every state of the definition, nested ones included, by name (the overrides are keyed by name). */
+function allStates(machine) {
+  return Object.entries(machine.States).flatMap(([name, state]) => [
+    [name, state],
+    ...[state.ItemProcessor ?? state.Iterator, ...(state.Branches ?? [])]
+      .filter(Boolean)
+      .flatMap(allStates),
+  ]);
+}
+const states = allStates(definition);
+const stateNamed = Object.fromEntries(states);
+if (Object.keys(stateNamed).length !== states.length) {
+  const names = states.map(([name]) => name);
+  const twice = names.filter((name, i) => names.indexOf(name) !== i);
+  throw new Error(`state names used twice (nested states included): ${[...new Set(twice)].join(", ")}`);
+}
 const ofType = (type) => states.filter(([, state]) => state.Type === type);
 const overrides = {
   taskResourceLocalHandlers: Object.fromEntries(
@@ -289,40 +433,64 @@ const overrides = {
 const startedAt = performance.now();
 const execution = machine.run(context.Execution.Input, { overrides, context, noThrowOnAbort: true });
 
+/** An added ItemReader state's events are reported as its Map's. */
+function reportedName(name) {
+  return itemReaderOf[name] ?? name;
+}
+
 for await (const event of execution.eventLogs) {
   if (ended) break;
   const state = event.state;
+  // A nested state's events carry the iteration they belong to.
+  const iteration = event.index === undefined ? {} : { index: event.index };
   switch (event.type) {
     case "ExecutionStarted":
       emit({ type: event.type, input: event.input });
       break;
     case "StateEntered": {
-      const definitionOfState = definition.States[state.name];
+      const definitionOfState = stateNamed[state.name];
       if (state.type === "Wait") {
         const seconds = waitSeconds(definitionOfState, state.input);
         // The override skips the library's own check of the value, which AWS makes.
         if (Number.isInteger(seconds) && seconds >= 0) {
-          emit({ type: event.type, state: state.name, state_type: state.type, wait_seconds: seconds });
+          emit({ type: event.type, state: state.name, state_type: state.type, wait_seconds: seconds, ...iteration });
           pause(seconds, 0);
         } else {
-          emit({ type: event.type, state: state.name, state_type: state.type });
+          emit({ type: event.type, state: state.name, state_type: state.type, ...iteration });
           endExecution({
             type: "ExecutionFailed",
             error: "States.Runtime",
             cause: `${state.name}: the wait does not reference a non-negative integer: ${JSON.stringify(seconds)}`,
           });
         }
-      } else {
-        emit({ type: event.type, state: state.name, state_type: state.type, input: state.input });
+      } else if (itemReaderOf[state.name]) {
+        emit({ type: event.type, state: reportedName(state.name), state_type: "Map", input: state.input, ...iteration });
+      } else if (!(state.type === "Map" && Object.values(itemReaderOf).includes(state.name))) {
+        emit({ type: event.type, state: state.name, state_type: state.type, input: state.input, ...iteration });
       }
       break;
     }
     case "StateExited":
-      emit({ type: event.type, state: state.name, state_type: state.type, output: state.output });
+      if (!itemReaderOf[state.name]) {
+        emit({ type: event.type, state: state.name, state_type: state.type, output: state.output, ...iteration });
+      }
       break;
     case "StateFailed":
       lastError[state.name] = event.Error;
-      emit({ type: event.type, state: state.name, error: event.Error, cause: String(event.Cause) });
+      emit({ type: event.type, state: reportedName(state.name), error: event.Error, cause: String(event.Cause), ...iteration });
+      break;
+    case "MapIterationStarted":
+    case "MapIterationSucceeded":
+      emit({ type: event.type, state: event.parentState.name, index: event.index });
+      break;
+    case "MapIterationFailed":
+      emit({
+        type: event.type,
+        state: event.parentState.name,
+        index: event.index,
+        error: event.Error,
+        cause: String(event.Cause),
+      });
       break;
     case "StateRetried": {
       // The library tells of a retry once its pause is over.
@@ -335,12 +503,13 @@ for await (const event of execution.eventLogs) {
           error: lastError[state.name],
           attempt: event.retry.attempt,
           delay_seconds: seconds,
+          ...iteration,
         });
       }
       break;
     }
     case "StateCaught":
-      emit({ type: event.type, state: state.name, next: event.catch.catcher.Next });
+      emit({ type: event.type, state: reportedName(state.name), next: event.catch.catcher.Next, ...iteration });
       break;
     case "ExecutionSucceeded":
       emit({ type: event.type, output: event.output });

@@ -1,11 +1,16 @@
 //! The state machines as they deploy (`infra/statemachine/snapshot.asl.json`, and
-//! `restore.asl.json` with [`Workflow::use_state_machine`]), run on this machine.
+//! `restore.asl.json` or `migrate.asl.json` with [`Workflow::use_state_machine`]), run on this
+//! machine.
 //!
 //! aws-local-stepfunctions (`workflow/run.mjs`, under the Node 22 that `make workflow-tools`
 //! installs) interprets the ASL; its Task states call the Lambda Invoke API served here, which
 //! hands each event to the function's binary through the Runtime API ([`LambdaProcess`]), one
-//! warm process per function, reused from run to run as Lambda reuses an execution environment.
-//! Function errors go back with their `errorType`, so Retry and Catch match as on AWS.
+//! warm process per function, reused from run to run as Lambda reuses an execution environment
+//! (so a Map's invocations of one function run one at a time here).
+//! Function errors go back with their `errorType`, so Retry and Catch match as on AWS. The same
+//! server reads objects of the local S3 for the runner (`GET /local/s3/<bucket>/<key>`): a
+//! Distributed Map's ItemReader, which the runner turns into a read and an inline Map (see
+//! `workflow/run.mjs`).
 //!
 //! Each Wait and each Retry pause really lasts [`Workflow::run`]'s `pause` and counts as the
 //! seconds the ASL asks for on the run's virtual clock, on which the execution times out.
@@ -42,12 +47,16 @@ const ACCOUNT: &str = "123456789012";
 const SNS_PUBLISH: &str = "arn:aws:states:::sns:publish";
 /// What `ListExecutions` stands for in `infra/template.yaml`.
 const LIST_EXECUTIONS: &str = "arn:aws:states:::aws-sdk:sfn:listExecutions";
+/// What `S3GetObject` (the migrate workflow's ItemReader) stands for in `infra/template.yaml`.
+const S3_GET_OBJECT: &str = "arn:aws:states:::s3:getObject";
+/// `MigrateMaxConcurrency`: the template parameter's default.
+const MIGRATE_MAX_CONCURRENCY: &str = "10";
 const FAILURE_TOPIC: &str = "ossnap-failures";
 /// The failed-runs alarm of `infra/template.yaml`, which publishes to the failure topic.
 pub const FAILED_RUNS_ALARM: &str = "FailedRunsAlarm";
 
 /// Each function's DefinitionSubstitutions key in `infra/template.yaml`, and its binary.
-pub const FUNCTIONS: [(&str, &str); 7] = [
+pub const FUNCTIONS: [(&str, &str); 8] = [
     ("RegisterFunctionArn", "register"),
     ("SnapshotFunctionArn", "snapshot"),
     ("CheckStatusFunctionArn", "check-status"),
@@ -55,11 +64,14 @@ pub const FUNCTIONS: [(&str, &str); 7] = [
     ("RetentionFunctionArn", "retention"),
     ("RestoreFunctionArn", "restore"),
     ("CheckRestoreFunctionArn", "check-restore"),
+    ("CopyFunctionArn", "copy"),
 ];
 /// The snapshot workflow, which the schedule starts.
 pub const SNAPSHOT_STATE_MACHINE: &str = "infra/statemachine/snapshot.asl.json";
 /// The restore workflow, started by hand.
 pub const RESTORE_STATE_MACHINE: &str = "infra/statemachine/restore.asl.json";
+/// The migrate workflow (copy to Azure, verify there), started by hand.
+pub const MIGRATE_STATE_MACHINE: &str = "infra/statemachine/migrate.asl.json";
 /// The function whose invocations are the polls of a running snapshot.
 const POLLING_FUNCTION: &str = "check-status";
 
@@ -121,6 +133,21 @@ pub enum EventKind {
     StateCaught {
         state: String,
         next: String,
+    },
+    /// One item of a Map state begins (on AWS, for a Distributed Map, a child execution).
+    MapIterationStarted {
+        state: String,
+        index: usize,
+    },
+    MapIterationSucceeded {
+        state: String,
+        index: usize,
+    },
+    MapIterationFailed {
+        state: String,
+        index: usize,
+        error: String,
+        cause: String,
     },
     /// A function's own output, before the state's ResultPath places it.
     LambdaFunctionSucceeded {
@@ -401,7 +428,10 @@ impl Workflow {
         let before_invoke = Arc::new(Mutex::new(None));
         let server = tokio::spawn(serve_invoke_api(
             listener,
-            Arc::new(processes),
+            Arc::new(Served {
+                processes,
+                s3: stack.local.s3_client(),
+            }),
             invocations.clone(),
             before_invoke.clone(),
         ));
@@ -560,6 +590,11 @@ impl Workflow {
         values.insert("FailureTopicArn".into(), self.failure_topic().into());
         values.insert("SnsPublish".into(), SNS_PUBLISH.into());
         values.insert("ListExecutions".into(), LIST_EXECUTIONS.into());
+        values.insert("S3GetObject".into(), S3_GET_OBJECT.into());
+        values.insert(
+            "MigrateMaxConcurrency".into(),
+            MIGRATE_MAX_CONCURRENCY.into(),
+        );
         Value::Object(values)
     }
 
@@ -637,9 +672,16 @@ fn node_binary() -> Result<PathBuf, WorkflowError> {
     }
 }
 
+/// What the loopback server answers for: the functions, and the local S3 the runner reads
+/// ItemReader objects from.
+struct Served {
+    processes: Processes,
+    s3: aws_sdk_s3::Client,
+}
+
 async fn serve_invoke_api(
     listener: TcpListener,
-    processes: Arc<Processes>,
+    served: Arc<Served>,
     invocations: Arc<Mutex<Vec<Invocation>>>,
     before_invoke: Arc<Mutex<Option<BeforeInvoke>>>,
 ) {
@@ -647,15 +689,21 @@ async fn serve_invoke_api(
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
-        let processes = processes.clone();
+        let served = served.clone();
         let invocations = invocations.clone();
         let before_invoke = before_invoke.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let processes = processes.clone();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let served = served.clone();
                 let invocations = invocations.clone();
                 let hook = before_invoke.lock().unwrap().clone();
-                async move { Ok::<_, Infallible>(invoke(request, &processes, &invocations, hook).await) }
+                async move {
+                    let response = match request.uri().path().strip_prefix("/local/s3/") {
+                        Some(object) => read_object(&served.s3, object).await,
+                        None => invoke(request, &served.processes, &invocations, hook).await,
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -757,6 +805,42 @@ async fn kill_after(pid: u32, after: Duration) {
         .arg(pid.to_string())
         .status()
         .await;
+}
+
+/// `GET /local/s3/<bucket>/<key>` (each part percent-encoded): the object's bytes from the local
+/// S3, or its error with the status S3 gave.
+async fn read_object(s3: &aws_sdk_s3::Client, object: &str) -> Response<Full<Bytes>> {
+    let decoded = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let Some((bucket, key)) = object.split_once('/') else {
+        return json_response(400, &json!({"message": "GET /local/s3/<bucket>/<key>"}));
+    };
+    let key: Vec<String> = key.split('/').map(decoded).collect();
+    let answer = s3
+        .get_object()
+        .bucket(decoded(bucket))
+        .key(key.join("/"))
+        .send()
+        .await;
+    match answer {
+        Ok(output) => match output.body.collect().await {
+            Ok(bytes) => Response::builder()
+                .status(200)
+                .body(Full::new(bytes.into_bytes()))
+                .expect("a valid response"),
+            Err(e) => json_response(500, &json!({"message": e.to_string()})),
+        },
+        Err(e) => {
+            let status = e.raw_response().map_or(500, |raw| raw.status().as_u16());
+            json_response(
+                status,
+                &json!({"message": aws_sdk_s3::error::DisplayErrorContext(&e).to_string()}),
+            )
+        }
+    }
 }
 
 fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {

@@ -64,21 +64,40 @@ fn each_lambda_timeout_is_its_budget_and_each_task_outlasts_it() {
     }
 }
 
+/// The states of a state machine, and of the Maps' ItemProcessors in it, at any depth.
+fn states_of(machine: &Json) -> Vec<(String, &Json)> {
+    machine["States"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(name, state)| {
+            let inner = states_of(&state["ItemProcessor"]);
+            std::iter::once((name.clone(), state)).chain(inner)
+        })
+        .collect()
+}
+
 #[test]
 fn every_lambda_task_retries_a_killed_function() {
-    let asl: Json = serde_json::from_str(&infra("statemachine/snapshot.asl.json")).unwrap();
-    for (name, state) in asl["States"].as_object().unwrap() {
-        let invokes_a_function = state["Resource"]
-            .as_str()
-            .is_some_and(|r| r.ends_with("FunctionArn}"));
-        if !invokes_a_function {
-            continue;
+    for machine in ["snapshot", "restore", "migrate"] {
+        let path = format!("statemachine/{machine}.asl.json");
+        let asl: Json = serde_json::from_str(&infra(&path)).unwrap();
+        for (name, state) in states_of(&asl) {
+            let invokes_a_function = state["Resource"]
+                .as_str()
+                .is_some_and(|r| r.ends_with("FunctionArn}"));
+            if !invokes_a_function {
+                continue;
+            }
+            let retries_unknown = state["Retry"].as_array().into_iter().flatten().any(|r| {
+                r["ErrorEquals"]
+                    .as_array()
+                    .is_some_and(|errors| errors.contains(&"Lambda.Unknown".into()))
+            });
+            assert!(
+                retries_unknown,
+                "{path}: {name} does not retry Lambda.Unknown"
+            );
         }
-        let retries_unknown = state["Retry"].as_array().into_iter().flatten().any(|r| {
-            r["ErrorEquals"]
-                .as_array()
-                .is_some_and(|errors| errors.contains(&"Lambda.Unknown".into()))
-        });
-        assert!(retries_unknown, "{name} does not retry Lambda.Unknown");
     }
 }

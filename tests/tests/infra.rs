@@ -45,10 +45,19 @@ const ACTIONS_WITHOUT_RESOURCE_LEVEL: [&str; 8] = [
 ];
 
 /// The only S3 resources a policy may name: the bucket (listing, which must then be limited to the
-/// base path) and the objects under the base path.
+/// base path), the objects under the base path, and the migrate workflow's plans (outside every
+/// repository), which only copy writes and copy and the migrate workflow's ItemReader read.
 const BUCKET_ARN: &str = "arn:${AWS::Partition}:s3:::${SnapshotBucketName}";
 const REPOSITORY_OBJECTS_ARN: &str =
     "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/${SnapshotBasePath}/*";
+const PLAN_OBJECTS_ARN: &str =
+    "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/${SnapshotBasePath}/*";
+const PLAN_WRITER: &str = "CopyFunction";
+/// The Azure credential: one secret, named by a parameter, read by the functions that reach Azure.
+const AZURE_SECRET: &str = "${AzureCredentialsSecretArn}";
+const AZURE_SECRET_READERS: [&str; 2] = ["CopyFunction", "VerifyFunction"];
+/// Settings that would put an Azure credential in plain sight in a function's environment.
+const PLAIN_AZURE_CREDENTIALS: [&str; 2] = ["AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"];
 /// The only domain paths a policy may name: the repository and what is under it ...
 const DOMAIN_SNAPSHOT_PATHS: &str = "${DomainArn}/_snapshot/";
 /// ... the metadata restore plans with and check-restore follows a recovery with, read-only
@@ -72,18 +81,31 @@ const DRILL_COPIES: (&str, &str, &str) = (
     "${DomainArn}/ossnap-drill-*",
 );
 
-/// Functions that never call OpenSearch, so hold no `es:` grant and no role mapping.
-const S3_ONLY_FUNCTIONS: [&str; 1] = ["VerifyFunction"];
+/// Functions that never call OpenSearch (they read storage: S3, Azure), so hold no `es:` grant
+/// and no role mapping.
+const S3_ONLY_FUNCTIONS: [&str; 2] = ["VerifyFunction", "CopyFunction"];
 
 /// The inputs each function is given by the workflows (they reject unknown fields), keyed by its
 /// logical id: each Task passes exactly one of them.
-const FUNCTION_INPUTS: [(&str, &[&[&str]]); 7] = [
+const FUNCTION_INPUTS: [(&str, &[&[&str]]); 8] = [
     ("RegisterFunction", &[&[]]),
     ("SnapshotFunction", &[&["scheduled_time", "run_id"]]),
     ("CheckStatusFunction", &[&["repository", "snapshot"]]),
     (
         "VerifyFunction",
-        &[&["repository", "snapshot", "resume_from"]],
+        &[
+            &["repository", "snapshot", "resume_from"],
+            // The copy in Azure, after a migration.
+            &["snapshot", "azure", "resume_from"],
+        ],
+    ),
+    (
+        "CopyFunction",
+        &[
+            &["mode", "snapshots", "to"],
+            &["mode", "generation", "folders", "to"],
+            &["mode", "generation", "snapshots", "to"],
+        ],
     ),
     ("RetentionFunction", &[&["repository"]]),
     (
@@ -112,9 +134,14 @@ const FUNCTION_INPUTS: [(&str, &[&[&str]]); 7] = [
 ];
 
 /// Functions of which two copies must never run at once: every path of the workflow to them
-/// passes through the overlap guard, a listing of the state machine's running executions.
-const SINGLE_FLIGHT_FUNCTIONS: [&str; 3] =
-    ["SnapshotFunction", "RetentionFunction", "RestoreFunction"];
+/// passes through the overlap guard, a listing of the state machine's running executions. (Two
+/// migrations at once could finalize out of order: an older `index.latest` after a newer one.)
+const SINGLE_FLIGHT_FUNCTIONS: [&str; 4] = [
+    "SnapshotFunction",
+    "RetentionFunction",
+    "RestoreFunction",
+    "CopyFunction",
+];
 const OVERLAP_GUARD: &str = "aws-sdk:sfn:listExecutions";
 
 // ------------------------------------------------------------------------------------ loading
@@ -350,8 +377,8 @@ fn least_privilege_violations(template: &Yaml) -> Vec<String> {
                 actions == ["s3:ListBucket"] && limited_to_base_path
             } else if resource.starts_with("arn:") || resource.contains("s3:::") {
                 resource == REPOSITORY_OBJECTS_ARN
-                    || (actions == ["states:ListExecutions"]
-                        && own_state_machine_arns(template).contains(&resource))
+                    || (resource == PLAN_OBJECTS_ARN && plan_access_allowed(place, &actions))
+                    || own_executions_access(template, place, &actions, &resource)
             } else if resource.starts_with("${DomainArn}") {
                 resource.starts_with(DOMAIN_SNAPSHOT_PATHS)
                     || actions.iter().all(|action| {
@@ -376,15 +403,53 @@ fn least_privilege_violations(template: &Yaml) -> Vec<String> {
     violations
 }
 
-/// The ARNs of this template's named state machines, as a `!Sub` string.
-fn own_state_machine_arns(template: &Yaml) -> Vec<String> {
-    resources_of_type(template, &["AWS::Serverless::StateMachine"])
+/// Everyone may read a plan (copy, and the migrate workflow's ItemReader); only copy writes one.
+fn plan_access_allowed(holder: &str, actions: &[String]) -> bool {
+    let reads_only = actions.iter().all(|action| action == "s3:GetObject");
+    let reads_and_writes = actions
+        .iter()
+        .all(|action| ["s3:GetObject", "s3:PutObject"].contains(&action.as_str()));
+    reads_only || (holder == PLAN_WRITER && reads_and_writes)
+}
+
+/// A state machine may list its own executions (the overlap guard), and, when it runs a
+/// Distributed Map, start its own child executions and follow and stop them: nothing of another
+/// state machine.
+fn own_executions_access(
+    template: &Yaml,
+    holder: &str,
+    actions: &[String],
+    resource: &str,
+) -> bool {
+    let Some(name) = template["Resources"][holder]["Properties"]
+        .get("Name")
+        .filter(|_| has_resource(template, holder))
+        .map(as_sub_string)
+    else {
+        return false;
+    };
+    let prefix = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}";
+    let distributed = state_machines(template).iter().any(|machine| {
+        machine.id == holder && distributed_maps(&machine.definition).next().is_some()
+    });
+    if resource == format!("{prefix}:stateMachine:{name}") {
+        actions == ["states:ListExecutions"]
+            || (distributed && actions == ["states:StartExecution"])
+    } else if resource == format!("{prefix}:execution:{name}/*") {
+        distributed
+            && actions.iter().all(|action| {
+                ["states:DescribeExecution", "states:StopExecution"].contains(&action.as_str())
+            })
+    } else {
+        false
+    }
+}
+
+/// The Map states of a definition that run their items as child executions.
+fn distributed_maps(definition: &Json) -> impl Iterator<Item = Placed<'_>> {
+    all_states(definition)
         .into_iter()
-        .filter_map(|(_, machine)| machine["Properties"].get("Name").map(as_sub_string))
-        .map(|name| {
-            format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}")
-        })
-        .collect()
+        .filter(|placed| placed.state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED")
 }
 
 fn pass_role_violations(template: &Yaml) -> Vec<String> {
@@ -656,9 +721,13 @@ fn state_machine_violations(template: &Yaml, machine: &StateMachine) -> Vec<Stri
         }
     }
 
-    let states = asl["States"].as_object().cloned().unwrap_or_default();
     let target_of = |state: &Json| task_target(template, machine, &state["Resource"]);
-    for (name, state) in &states {
+    for Placed {
+        name,
+        state,
+        enclosing,
+    } in all_states(asl)
+    {
         let place = format!("{id}.{name}");
         for (field, entries) in [("Retry", &state["Retry"]), ("Catch", &state["Catch"])] {
             for error in error_names(entries) {
@@ -695,7 +764,8 @@ fn state_machine_violations(template: &Yaml, machine: &StateMachine) -> Vec<Stri
             }
         };
         violations.extend(lambda_task_violations(template, &place, state, &function));
-        if !catches_into_notification(template, machine, state, 0) {
+        // A failure inside a Map fails the Map: the top-level state's Catch is the task's.
+        if !catches_into_notification(template, machine, enclosing.unwrap_or(state), 0) {
             violations.push(format!(
                 "{place}: no Catch of States.ALL into an SNS notification"
             ));
@@ -703,6 +773,54 @@ fn state_machine_violations(template: &Yaml, machine: &StateMachine) -> Vec<Stri
     }
     violations.extend(overlap_violations(template, machine));
     violations
+}
+
+/// A state of a definition, nested ones included.
+struct Placed<'d> {
+    /// `State`, or `Map.InnerState` for a state of a Map's ItemProcessor or a Parallel branch.
+    name: String,
+    state: &'d Json,
+    /// The top-level state a nested state runs inside.
+    enclosing: Option<&'d Json>,
+}
+
+/// The top-level states of `definition`, each followed by those it runs (a Map's ItemProcessor or
+/// Iterator, a Parallel's branches), at any depth.
+fn all_states(definition: &Json) -> Vec<Placed<'_>> {
+    let mut placed = Vec::new();
+    for (name, state) in definition["States"].as_object().into_iter().flatten() {
+        placed.push(Placed {
+            name: name.clone(),
+            state,
+            enclosing: None,
+        });
+        for (inner_name, inner) in inner_states(state) {
+            placed.push(Placed {
+                name: format!("{name}.{inner_name}"),
+                state: inner,
+                enclosing: Some(state),
+            });
+        }
+    }
+    placed
+}
+
+/// The states a Map or Parallel state runs, at any depth, named relative to it.
+fn inner_states(state: &Json) -> Vec<(String, &Json)> {
+    let processor = state.get("ItemProcessor").or_else(|| state.get("Iterator"));
+    let branches = state["Branches"].as_array().into_iter().flatten();
+    processor
+        .into_iter()
+        .chain(branches)
+        .flat_map(|machine| machine["States"].as_object().into_iter().flatten())
+        .flat_map(|(name, inner)| {
+            std::iter::once((name.clone(), inner)).chain(
+                inner_states(inner)
+                    .into_iter()
+                    .map(move |(deeper, state)| (format!("{name}.{deeper}"), state)),
+            )
+        })
+        .collect()
 }
 
 /// Whether the state catches States.ALL into an SNS notification, directly or through a cleanup
@@ -800,9 +918,13 @@ fn overlap_violations(template: &Yaml, machine: &StateMachine) -> Vec<String> {
     let states = &machine.definition["States"];
     let mut violations = Vec::new();
     for name in reachable_without_guard(template, machine) {
-        if let Target::Function(function) =
-            task_target(template, machine, &states[&name]["Resource"])
-        {
+        let state = &states[&name];
+        let runs = std::iter::once(state).chain(inner_states(state).into_iter().map(|(_, s)| s));
+        for called in runs {
+            let Target::Function(function) = task_target(template, machine, &called["Resource"])
+            else {
+                continue;
+            };
             if SINGLE_FLIGHT_FUNCTIONS.contains(&function.as_str()) {
                 violations.push(format!(
                     "{}.{name}: calls {function} on a path that skips the overlap guard ({OVERLAP_GUARD}), so two runs could call it at once",
@@ -1057,7 +1179,12 @@ fn parameter_pattern_violations(template: &Yaml) -> Vec<String> {
     let Some(base_path) = pattern_of("SnapshotBasePath") else {
         return vec!["SnapshotBasePath has no AllowedPattern".into()];
     };
-    for good in ["ossnap", "prod/domain-a", "team_1/logs.v2"] {
+    for good in [
+        "ossnap",
+        "prod/domain-a",
+        "team_1/logs.v2",
+        "ossnap-plans-archive",
+    ] {
         if !base_path.is_match(good).unwrap_or(false) {
             violations.push(format!("SnapshotBasePath refuses {good:?}"));
         }
@@ -1074,6 +1201,9 @@ fn parameter_pattern_violations(template: &Yaml) -> Vec<String> {
         "..",
         "a/../b",
         "./a",
+        // The migrate workflow's plans lie under ossnap-plans/<base path>/.
+        "ossnap-plans",
+        "ossnap-plans/logs",
     ] {
         if base_path.is_match(bad).unwrap_or(true) {
             violations.push(format!("SnapshotBasePath accepts {bad:?}"));
@@ -1310,11 +1440,369 @@ fn logs_key_violations(template: &Yaml) -> Vec<String> {
     violations
 }
 
+// ------------------------------------------------------------------------------------ roles
+
+/// The functions a state machine's ASL invokes, by logical id.
+fn invoked_functions(template: &Yaml, machine: &StateMachine) -> BTreeSet<String> {
+    all_states(&machine.definition)
+        .into_iter()
+        .filter_map(
+            |placed| match task_target(template, machine, &placed.state["Resource"]) {
+                Target::Function(function) => Some(function),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// Each state machine runs with a role of its own holding exactly what its definition calls: an
+/// invoke grant for each function its Tasks name and no other, and the Distributed Map's grants
+/// (its child executions, its ItemReader's plans) only when it has one.
+fn state_machine_role_violations(template: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    let statements = identity_statements(template);
+    for machine in state_machines(template) {
+        let id = &machine.id;
+        if let Some(role) = machine.properties.get("Role") {
+            violations.push(format!(
+                "{id}: runs with the role {}, which others may share, instead of policies of its own",
+                as_sub_string(role)
+            ));
+        }
+        let granted: BTreeSet<String> = one_or_many(&machine.properties["Policies"])
+            .into_iter()
+            .filter_map(|policy| policy.get("LambdaInvokePolicy"))
+            .filter_map(|policy| {
+                referenced_id(&as_sub_string(&policy["FunctionName"])).map(str::to_string)
+            })
+            .collect();
+        let invoked = invoked_functions(template, &machine);
+        for function in invoked.difference(&granted) {
+            violations.push(format!(
+                "{id}: invokes {function} without a LambdaInvokePolicy of its own"
+            ));
+        }
+        for function in granted.difference(&invoked) {
+            violations.push(format!(
+                "{id}: may invoke {function}, which its definition never calls"
+            ));
+        }
+        let own = |action: &str, resource_part: &str| {
+            statements.iter().any(|s| {
+                s.allows()
+                    && &s.place == id
+                    && s.actions().iter().any(|a| a == action)
+                    && s.resources().iter().any(|r| r.contains(resource_part))
+            })
+        };
+        let distributed = distributed_maps(&machine.definition).next().is_some();
+        let reads_items = all_states(&machine.definition)
+            .iter()
+            .any(|placed| placed.state.get("ItemReader").is_some());
+        for (needed, action, resource_part, why) in [
+            (
+                distributed,
+                "states:StartExecution",
+                ":stateMachine:",
+                "a Distributed Map's child executions",
+            ),
+            (
+                distributed,
+                "states:DescribeExecution",
+                ":execution:",
+                "a Distributed Map's child executions",
+            ),
+            (
+                distributed,
+                "states:StopExecution",
+                ":execution:",
+                "a Distributed Map's child executions",
+            ),
+            (
+                reads_items,
+                "s3:GetObject",
+                "ossnap-plans/",
+                "an ItemReader's plan",
+            ),
+        ] {
+            match (needed, own(action, resource_part)) {
+                (true, false) => violations.push(format!("{id}: lacks {action}, which {why} need")),
+                (false, true) => violations.push(format!("{id}: holds {action}, but has no {why}")),
+                _ => {}
+            }
+        }
+    }
+    violations
+}
+
+// ------------------------------------------------------------------------------------ migrate
+
+const MIGRATE_STATE_MACHINE: &str = "MigrateStateMachine";
+/// What copy's mode says a Task does.
+fn copy_mode<'j>(template: &Yaml, machine: &StateMachine, state: &'j Json) -> Option<&'j str> {
+    let calls_copy =
+        task_target(template, machine, &state["Resource"]) == Target::Function(PLAN_WRITER.into());
+    calls_copy
+        .then(|| state["Parameters"]["mode"].as_str())
+        .flatten()
+}
+
+/// The migrate workflow: started by hand; Plan, then one Distributed Map over the plan (read by an
+/// ItemReader, no failure tolerated, a bounded concurrency from the input or a parameter) running
+/// copy's batch mode, then Finalize, then verify of the copy in Azure, looping until complete; the
+/// Azure credential read from one secret by copy and verify only, never in an environment.
+fn migrate_violations(template: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    let machines = state_machines(template);
+    let Some(machine) = machines.iter().find(|m| m.id == MIGRATE_STATE_MACHINE) else {
+        return vec![format!("no {MIGRATE_STATE_MACHINE}")];
+    };
+    let id = &machine.id;
+    if machine.properties.get("Events").is_some() {
+        violations.push(format!(
+            "{id}: has Events; a migration is started by hand, never on a schedule"
+        ));
+    }
+    let maps: Vec<Placed> = distributed_maps(&machine.definition).collect();
+    let [map] = maps.as_slice() else {
+        violations.push(format!(
+            "{id}: {} Distributed Maps, not one over the plan",
+            maps.len()
+        ));
+        return violations;
+    };
+    violations.extend(copy_map_violations(template, machine, map));
+    violations.extend(migrate_order_violations(template, machine, &map.name));
+    violations.extend(azure_secret_violations(template));
+    // copy reads the repository and writes only plans, outside it.
+    for statement in identity_statements(template)
+        .iter()
+        .filter(|s| s.allows() && s.place == PLAN_WRITER)
+    {
+        let writes = statement.actions().into_iter().any(|action| {
+            action.starts_with("s3:")
+                && !["s3:GetObject", "s3:ListBucket"].contains(&action.as_str())
+        });
+        if writes && statement.resources() != [PLAN_OBJECTS_ARN] {
+            violations.push(format!(
+                "{PLAN_WRITER}: {:?} on {:?}: copy writes nothing in S3 but its plans",
+                statement.actions(),
+                statement.resources()
+            ));
+        }
+    }
+    violations
+}
+
+fn copy_map_violations(template: &Yaml, machine: &StateMachine, map: &Placed) -> Vec<String> {
+    let place = format!("{}.{}", machine.id, map.name);
+    let state = map.state;
+    let mut violations = Vec::new();
+    if state["ToleratedFailurePercentage"] != 0 {
+        violations.push(format!(
+            "{place}: ToleratedFailurePercentage is not 0: Finalize would write index-N over a partial copy"
+        ));
+    }
+    for field in [
+        "ToleratedFailureCount",
+        "ToleratedFailureCountPath",
+        "ToleratedFailurePercentagePath",
+    ] {
+        if state.get(field).is_some_and(|value| value != 0) {
+            violations.push(format!("{place}: {field} tolerates failed batches"));
+        }
+    }
+    let reader = &state["ItemReader"];
+    if task_target(template, machine, &reader["Resource"]) != Target::Service("s3:getObject".into())
+        || reader["ReaderConfig"]["InputType"] != "JSON"
+    {
+        violations.push(format!(
+            "{place}: does not read its items from the plan (s3:getObject of a JSON array)"
+        ));
+    }
+    let max_concurrency = state["MaxConcurrencyPath"].as_str();
+    let substituted = &machine.properties["DefinitionSubstitutions"]["MigrateMaxConcurrency"];
+    let parameter = &template["Parameters"]["MigrateMaxConcurrency"];
+    let bounded = parameter["Default"].as_u64().is_some_and(|d| d >= 1)
+        && parameter["MaxValue"]
+            .as_u64()
+            .is_some_and(|max| max <= 10_000);
+    if max_concurrency.is_none()
+        || as_sub_string(substituted) != "${MigrateMaxConcurrency}"
+        || !bounded
+    {
+        violations.push(format!(
+            "{place}: MaxConcurrency does not come from the input, defaulting to the MigrateMaxConcurrency parameter (1 to 10,000)"
+        ));
+    }
+    if state["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] != "STANDARD" {
+        violations.push(format!(
+            "{place}: child executions are not STANDARD: an Express one ends after 5 minutes, a batch may take 15"
+        ));
+    }
+    let inner = inner_states(state);
+    let batches = inner
+        .iter()
+        .filter(|(_, inner)| copy_mode(template, machine, inner) == Some("batch"))
+        .count();
+    let tasks = inner
+        .iter()
+        .filter(|(_, inner)| inner["Type"] == "Task")
+        .count();
+    if batches == 0 || batches != tasks {
+        violations.push(format!(
+            "{place}: its items run something else than copy's batch mode"
+        ));
+    }
+    violations
+}
+
+/// Along the workflow's path (Next and Default, no Catch): copy's plan, the Distributed Map,
+/// copy's finalize, then verify in Azure (`azure`) looping on `complete: false`.
+fn migrate_order_violations(
+    template: &Yaml,
+    machine: &StateMachine,
+    map_name: &str,
+) -> Vec<String> {
+    let states = &machine.definition["States"];
+    let mut steps = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut next = machine.definition["StartAt"].as_str().map(str::to_string);
+    while let Some(name) = next.take() {
+        if !seen.insert(name.clone()) {
+            break;
+        }
+        let state = &states[&name];
+        let verifies_in_azure = std::iter::once(state)
+            .chain(inner_states(state).into_iter().map(|(_, s)| s))
+            .any(|called| {
+                task_target(template, machine, &called["Resource"])
+                    == Target::Function("VerifyFunction".into())
+                    && called["Parameters"].get("azure.$").is_some()
+            });
+        if let Some(mode) = copy_mode(template, machine, state) {
+            steps.push(mode.to_string());
+        } else if name == map_name {
+            steps.push("batches".into());
+        } else if verifies_in_azure {
+            steps.push("verify in Azure".into());
+            let loops = inner_states(state).into_iter().any(|(_, choice)| {
+                choice["Choices"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|rule| {
+                        rule["Variable"] == "$.verify.complete"
+                            && rule["BooleanEquals"] == false
+                            && inner_states(state).iter().any(|(task, called)| {
+                                rule["Next"] == task.as_str()
+                                    && called
+                                        .get("Parameters")
+                                        .is_some_and(|p| p.get("resume_from.$").is_some())
+                            })
+                    })
+            });
+            if !loops {
+                steps.push("(no loop on complete: false with resume_from)".into());
+            }
+        }
+        // A Choice goes on by its first rule (the overlap guard's "nothing else runs").
+        next = state["Next"]
+            .as_str()
+            .or_else(|| state["Choices"][0]["Next"].as_str())
+            .or_else(|| state["Default"].as_str())
+            .map(str::to_string);
+    }
+    let expected = ["plan", "batches", "finalize", "verify in Azure"];
+    if steps != expected {
+        vec![format!(
+            "{}: runs {steps:?} along its path, not {expected:?}",
+            machine.id
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A stack that migrates: the secret's ARN given.
+const MIGRATING: Deployment = Deployment {
+    stack: "ossnap-logs",
+    parameters: &[(
+        "AzureCredentialsSecretArn",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ossnap/azure-AbCdEf",
+    )],
+};
+
+/// The Azure credential is read from one secret, by copy and verify only, and only in a stack
+/// that names one (an empty ARN in a policy would fail every deployment); no environment holds a
+/// key or a SAS token.
+fn azure_secret_violations(template: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    for statement in identity_statements(template).iter().filter(|s| s.allows()) {
+        if !statement
+            .actions()
+            .iter()
+            .any(|a| a.starts_with("secretsmanager:"))
+        {
+            continue;
+        }
+        if statement.actions() != ["secretsmanager:GetSecretValue"]
+            || statement.resources() != [AZURE_SECRET]
+            || !AZURE_SECRET_READERS.contains(&statement.place.as_str())
+        {
+            violations.push(format!(
+                "{}: {:?} on {:?}: only {AZURE_SECRET_READERS:?} read the one secret {AZURE_SECRET}",
+                statement.place,
+                statement.actions(),
+                statement.resources()
+            ));
+        }
+    }
+    for (id, function) in resources_of_type(template, &["AWS::Serverless::Function"]) {
+        for policy in one_or_many(&function["Properties"]["Policies"]) {
+            for statement in one_or_many(&policy["Statement"]) {
+                let condition = intrinsic(statement, "If")
+                    .and_then(Yaml::as_sequence)
+                    .map(|b| &b[0]);
+                let reads_secret = format!("{statement:?}").contains("secretsmanager:");
+                let only_when_given = condition.is_some_and(|condition| {
+                    !LOGS_DOMAIN.condition_holds(template, condition)
+                        && MIGRATING.condition_holds(template, condition)
+                });
+                if reads_secret && !only_when_given {
+                    violations.push(format!(
+                        "{id}: reads the Azure secret even when AzureCredentialsSecretArn is empty (an invalid policy)"
+                    ));
+                }
+            }
+        }
+        let environments = [&template["Globals"]["Function"], &function["Properties"]]
+            .map(|holder| &holder["Environment"]["Variables"]);
+        for variables in environments {
+            for name in PLAIN_AZURE_CREDENTIALS {
+                if variables.get(name).is_some() {
+                    violations.push(format!(
+                        "{id}: {name} in its environment: the credential goes in the secret"
+                    ));
+                }
+            }
+            if let Some(arn) = variables.get("AZURE_CREDENTIALS_SECRET_ARN") {
+                if as_sub_string(arn) != AZURE_SECRET {
+                    violations.push(format!(
+                        "{id}: AZURE_CREDENTIALS_SECRET_ARN is not {AZURE_SECRET}"
+                    ));
+                }
+            }
+        }
+    }
+    violations
+}
+
 // ------------------------------------------------------------------------------------ tests
 
 type Check = fn(&Yaml) -> Vec<String>;
 
-const CHECKS: [(&str, Check); 12] = [
+const CHECKS: [(&str, Check); 14] = [
     ("least privilege", least_privilege_violations),
     ("iam:PassRole", pass_role_violations),
     ("snapshot role trust", snapshot_role_trust_violations),
@@ -1327,6 +1815,8 @@ const CHECKS: [(&str, Check); 12] = [
     ("logs key", logs_key_violations),
     ("S3-only functions", s3_only_violations),
     ("parameter patterns", parameter_pattern_violations),
+    ("state machine roles", state_machine_role_violations),
+    ("migrate", migrate_violations),
 ];
 
 /// Every `${...}` of the ASL has a substitution, and every substitution is used.
@@ -1381,14 +1871,15 @@ fn every_check_rejects_the_insecure_blog_setup() {
     let fixture = load_template(FIXTURE);
     let toothless: Vec<&str> = CHECKS
         .iter()
-        // The fixture's definition is inline, and it has no logs key, verify or parameter patterns
-        // (the tests at the end bite instead).
+        // The fixture's definition is inline, and it has no logs key, verify, parameter patterns or
+        // migration (the tests at the end bite instead).
         .filter(|(check, _)| {
             ![
                 "substitutions",
                 "logs key",
                 "S3-only functions",
                 "parameter patterns",
+                "migrate",
             ]
             .contains(check)
         })
@@ -1740,4 +2231,193 @@ fn restore_reads_metadata_and_deletes_only_the_drill_copies() {
                 .contains("StartRestoreDrill: no Catch of States.ALL into an SNS notification")),
         "{violations:?}"
     );
+}
+
+/// The template with the migrate workflow's definition inline, as `edit` leaves it.
+fn with_migrate_definition(template: &Yaml, edit: impl FnOnce(&mut Json)) -> Yaml {
+    let mut edited = template.clone();
+    let machine = &mut edited["Resources"][MIGRATE_STATE_MACHINE]["Properties"];
+    let mut definition: Json =
+        serde_json::from_str(&read("statemachine/migrate.asl.json")).unwrap();
+    edit(&mut definition);
+    machine.as_mapping_mut().unwrap().remove("DefinitionUri");
+    machine["Definition"] = serde_yaml::to_value(&definition).unwrap();
+    edited
+}
+
+fn statements_of_mut<'t>(template: &'t mut Yaml, id: &str) -> &'t mut Vec<Yaml> {
+    template["Resources"][id]["Properties"]["Policies"]
+        .as_sequence_mut()
+        .unwrap()
+        .iter_mut()
+        .find_map(|policy| policy.get_mut("Statement"))
+        .and_then(Yaml::as_sequence_mut)
+        .unwrap()
+}
+
+#[test]
+fn the_migrate_workflow_holds_what_a_safe_copy_needs() {
+    let template = load_template(TEMPLATE);
+    let yaml = |text: &str| -> Yaml { serde_yaml::from_str(text).unwrap() };
+    let mut cases: Vec<(&str, Yaml, &str)> = vec![
+        (
+            "a failed batch tolerated",
+            with_migrate_definition(&template, |d| {
+                d["States"]["CopyBatches"]["ToleratedFailurePercentage"] = 5.into()
+            }),
+            "ToleratedFailurePercentage is not 0",
+        ),
+        (
+            "the batches copied inline",
+            with_migrate_definition(&template, |d| {
+                d["States"]["CopyBatches"]["ItemProcessor"]["ProcessorConfig"] =
+                    serde_json::json!({"Mode": "INLINE"})
+            }),
+            "0 Distributed Maps",
+        ),
+        (
+            "no MaxConcurrencyPath",
+            with_migrate_definition(&template, |d| {
+                d["States"]["CopyBatches"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("MaxConcurrencyPath");
+            }),
+            "MaxConcurrency does not come from the input",
+        ),
+        (
+            "Finalize before the batches",
+            with_migrate_definition(&template, |d| {
+                d["States"]["Plan"]["Next"] = "Finalize".into();
+                d["States"]["Finalize"]["Next"] = "CopyBatches".into();
+                d["States"]["CopyBatches"]["Next"] = "VerifyOnAzure".into();
+            }),
+            "runs [\"plan\", \"finalize\", \"batches\", \"verify in Azure\"]",
+        ),
+        (
+            "verify without its loop",
+            with_migrate_definition(&template, |d| {
+                d["States"]["VerifyOnAzure"]["ItemProcessor"]["States"]["IsSnapshotVerified"]
+                    ["Choices"][0]["Next"] = "SnapshotVerified".into()
+            }),
+            "no loop on complete: false",
+        ),
+        (
+            // The nested states are checked as the top-level ones.
+            "a batch task without a timeout",
+            with_migrate_definition(&template, |d| {
+                d["States"]["CopyBatches"]["ItemProcessor"]["States"]["CopyBatch"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("TimeoutSeconds");
+            }),
+            "CopyBatches.CopyBatch: Task without TimeoutSeconds",
+        ),
+        (
+            "a batch retried for a bad event",
+            with_migrate_definition(&template, |d| {
+                d["States"]["CopyBatches"]["ItemProcessor"]["States"]["CopyBatch"]["Retry"][1]
+                    ["ErrorEquals"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push("ConfigError".into())
+            }),
+            "CopyBatches.CopyBatch: retries ConfigError",
+        ),
+    ];
+    let mut scheduled = template.clone();
+    scheduled["Resources"][MIGRATE_STATE_MACHINE]["Properties"]["Events"] =
+        yaml("Weekly: {Type: ScheduleV2, Properties: {ScheduleExpression: 'rate(7 days)'}}");
+    cases.push(("a schedule", scheduled, "a migration is started by hand"));
+
+    let mut writes_repository = template.clone();
+    statements_of_mut(&mut writes_repository, "CopyFunction").push(yaml(
+        "{Effect: Allow, Action: s3:PutObject, Resource: 'arn:${AWS::Partition}:s3:::${SnapshotBucketName}/${SnapshotBasePath}/*'}",
+    ));
+    cases.push((
+        "copy writing the repository",
+        writes_repository,
+        "copy writes nothing in S3 but its plans",
+    ));
+
+    let mut other_writer = template.clone();
+    statements_of_mut(&mut other_writer, "VerifyFunction").push(yaml(
+        "{Effect: Allow, Action: s3:PutObject, Resource: 'arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/${SnapshotBasePath}/*'}",
+    ));
+    cases.push((
+        "verify writing plans",
+        other_writer,
+        "VerifyFunction: [\"s3:PutObject\"] on arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/${SnapshotBasePath}/* reaches beyond",
+    ));
+
+    let mut unconditional = template.clone();
+    statements_of_mut(&mut unconditional, "CopyFunction").push(yaml(
+        "{Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: !Ref AzureCredentialsSecretArn}",
+    ));
+    cases.push((
+        "the secret read unconditionally",
+        unconditional,
+        "CopyFunction: reads the Azure secret even when AzureCredentialsSecretArn is empty",
+    ));
+
+    let mut any_secret = template.clone();
+    statements_of_mut(&mut any_secret, "CopyFunction").push(yaml(
+        "!If [HasAzureCredentialsSecret, {Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: '*'}, !Ref AWS::NoValue]",
+    ));
+    cases.push((
+        "every secret",
+        any_secret,
+        "only [\"CopyFunction\", \"VerifyFunction\"] read the one secret",
+    ));
+
+    let mut restore_reads_secret = template.clone();
+    statements_of_mut(&mut restore_reads_secret, "RestoreFunction").push(yaml(
+        "!If [HasAzureCredentialsSecret, {Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: !Ref AzureCredentialsSecretArn}, !Ref AWS::NoValue]",
+    ));
+    cases.push((
+        "another reader of the secret",
+        restore_reads_secret,
+        "RestoreFunction: [\"secretsmanager:GetSecretValue\"]",
+    ));
+
+    let mut plain_key = template.clone();
+    plain_key["Resources"]["CopyFunction"]["Properties"]["Environment"]["Variables"]
+        ["AZURE_STORAGE_KEY"] = yaml("'bm90LWEtcmVhbC1rZXk='");
+    cases.push((
+        "a key in the environment",
+        plain_key,
+        "CopyFunction: AZURE_STORAGE_KEY in its environment",
+    ));
+
+    let mut invokes_more = template.clone();
+    invokes_more["Resources"][MIGRATE_STATE_MACHINE]["Properties"]["Policies"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(yaml(
+            "LambdaInvokePolicy: {FunctionName: !Ref RetentionFunction}",
+        ));
+    cases.push((
+        "an invoke grant it never uses",
+        invokes_more,
+        "MigrateStateMachine: may invoke RetentionFunction, which its definition never calls",
+    ));
+
+    let mut starts_others = template.clone();
+    statements_of_mut(&mut starts_others, MIGRATE_STATE_MACHINE).push(yaml(
+        "{Effect: Allow, Action: states:StartExecution, Resource: !Sub 'arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:ossnap-${AWS::StackName}'}",
+    ));
+    cases.push((
+        "starting the snapshot workflow",
+        starts_others,
+        "MigrateStateMachine: [\"states:StartExecution\"] on arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:ossnap-${AWS::StackName} reaches beyond",
+    ));
+
+    for (case, edited, expected) in cases {
+        let found: Vec<String> = CHECKS.iter().flat_map(|(_, run)| run(&edited)).collect();
+        assert!(
+            found.iter().any(|v| v.contains(expected)),
+            "{case}: no violation mentions {expected:?}:\n{}",
+            found.join("\n")
+        );
+    }
 }
