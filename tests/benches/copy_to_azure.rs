@@ -77,7 +77,7 @@ fn data_sizes(blobs: usize, bytes: u64) -> Vec<u64> {
     };
     let small = |i: usize| 512 + mix(i as u64) % 7681;
     let small_total: u64 = (0..blobs).filter(|i| weight(*i) == 0).map(small).sum();
-    let units: u64 = (0..blobs).map(|i| weight(i)).sum();
+    let units: u64 = (0..blobs).map(weight).sum();
     let unit = bytes.saturating_sub(small_total) / units.max(1);
     (0..blobs)
         .map(|i| match weight(i) {
