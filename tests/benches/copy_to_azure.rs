@@ -1,16 +1,19 @@
 //! copy on a synthetic repository in the local S3, to Azurite, beside what bounds it and what a
 //! user would script instead:
 //!
-//! 1. the ceilings, for the same bytes: the local S3's raw GET throughput (list, then GET every
-//!    blob, COPY_CONCURRENCY at once, bytes discarded) and Azurite's raw PUT throughput (one
-//!    Put Blob per blob, the same sizes, no S3 in the way);
-//! 2. `copy`, the release Lambda binary (`make bench` builds it) run as Lambda runs it, as the
+//! 1. `copy`, the release Lambda binary (`make bench` builds it) run as Lambda runs it, as the
 //!    migrate workflow drives it: plan, each batch of the plan, finalize; its throughput,
 //!    requests per blob and peak RSS (VmHWM of the one warm process);
-//! 3. the Python twin (`bench/python/copy_twin.py`: boto3 + azure-storage-blob, blob by blob),
-//!    on a sample of the repository: it takes some 50 ms a blob here, so the whole repository
-//!    would take more than an hour;
-//! 4. copy again: nothing to copy, only listings (its requests are printed).
+//! 2. copy again: nothing to copy, only listings (its requests are printed);
+//! 3. the ceilings, for the same bytes: the local S3's raw GET throughput (every blob, by the
+//!    keys written, COPY_CONCURRENCY at once, bytes discarded) and Azurite's raw PUT throughput
+//!    (one Put Blob per blob, the same sizes and bytes, no S3 in the way, as many at once);
+//! 4. the Python twin (`bench/python/copy_twin.py`: boto3 + azure-storage-blob, blob by blob),
+//!    on a sample of the repository: at some 50 ms a blob here, the whole repository would take
+//!    more than an hour.
+//!
+//! Azurite slows down as its container fills, so copy (and copy again), the ceilings and the
+//! twin each run on a stack of their own, starting from an empty Azurite.
 //!
 //! The repository: OSSNAP_BENCH_BLOBS data blobs (100,000 by default) of OSSNAP_BENCH_BYTES in
 //! all (2 GiB), 500 to a shard folder, five shards to an index, each folder with its
@@ -18,17 +21,18 @@
 //! `index.latest`. Most data blobs are small (0.5 to 8 KiB, as Lucene's many small files),
 //! one in a hundred is large and one in a thousand larger than the 8 MiB block, so that copy
 //! sends blocks. Written straight into the S3 server's directory (much faster than PUTs); every
-//! measured read goes through the S3 API. OSSNAP_BENCH_TWIN_BLOBS sizes the twin's sample (5,000).
+//! measured read goes through the S3 API. OSSNAP_BENCH_TWIN_BLOBS sizes the twin's sample (2,000).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStoreExt;
 use ossnap_repository::{
-    layout, smile, Codec, FileInfo, IndexEntry, RepositoryData, ShardSnapshot, SnapshotEntry,
-    SnapshotInfo,
+    layout, smile, Codec, FileInfo, IndexEntry, RepositoryData, ShardSnapshot, ShardSnapshotEntry,
+    ShardSnapshots, SnapshotEntry, SnapshotInfo,
 };
 use ossnap_tests::{LambdaProcess, TestStack};
 use serde_json::{json, Value};
@@ -43,8 +47,8 @@ const SHARDS_PER_INDEX: usize = 5;
 /// copy's default (COPY_CONCURRENCY), used by the ceilings too.
 const CONCURRENCY: usize = 16;
 /// Shard folders per batch: the default (100) makes batches of 50,000 blobs here, longer than
-/// the harness waits for one invocation; 20 keeps each well within it (and within Lambda's).
-const PLAN_BATCH_FOLDERS: &str = "20";
+/// the test harness waits for one invocation (120 s); 5 (2,500 blobs) keeps each well within it.
+const PLAN_BATCH_FOLDERS: &str = "5";
 /// Where each measured copy writes in the container.
 const COPY_BASE: &str = "copy";
 const CEILING_BASE: &str = "ceiling";
@@ -207,14 +211,31 @@ fn synthesize(root: &Path, data_blobs: usize, data_bytes: u64, content: &Content
                 incremental_size: files.iter().map(|f| f.length).sum(),
                 files,
             };
-            let snap = shard_snapshot.to_blob().unwrap();
-            put(root, layout::shard_snapshot(&id, shard as u32, UUID), &snap);
-            // The shard's index-<generation> lists its snapshots' files; its content is not what
-            // is measured, its presence and size are.
+            // The shard's index-<generation>: every file of its snapshots (here, the one).
+            let shard_index = ShardSnapshots {
+                files: shard_snapshot.files.clone(),
+                snapshots: [(
+                    SNAPSHOT.to_string(),
+                    ShardSnapshotEntry {
+                        files: shard_snapshot
+                            .files
+                            .iter()
+                            .map(|f| f.name.clone())
+                            .collect(),
+                        shard_state_id: None,
+                    },
+                )]
+                .into(),
+            };
+            put(
+                root,
+                layout::shard_snapshot(&id, shard as u32, UUID),
+                &shard_snapshot.to_blob().unwrap(),
+            );
             put(
                 root,
                 layout::shard_index(&id, shard as u32, &shard_generation(shard)),
-                &snap,
+                &shard_index.to_blob().unwrap(),
             );
         }
         index_names.push(name);
@@ -305,30 +326,19 @@ where
     }
 }
 
-/// Lists the repository through the S3 API, then GETs every blob (bytes read and dropped).
-async fn raw_get(stack: &TestStack) -> Measure {
+/// GETs every blob of the repository through the S3 API (bytes read and dropped). The keys are
+/// the ones written, not listed: the local S3 server (s3s-fs) walks the whole bucket for every
+/// listing page, which at 100,000 keys takes minutes and is no part of a GET's cost.
+async fn raw_get(stack: &TestStack, repository: &Repository) -> Measure {
     let s3 = stack.local.s3_client();
     let bucket = stack.local.config().bucket.clone();
     let started = Instant::now();
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix(format!("{BASE_PATH}/"))
-        .into_paginator()
-        .send();
-    let mut listings = 0;
-    while let Some(page) = pages.next().await {
-        listings += 1;
-        let page = page.expect("the listing answers");
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-    }
-    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let blobs = keys.len() as u64;
+    let read = Arc::new(AtomicU64::new(0));
+    let keys: Vec<String> = repository
+        .blobs
+        .iter()
+        .map(|(name, _)| format!("{BASE_PATH}/{name}"))
+        .collect();
     each_at_once(keys, |key| {
         let (s3, bucket, read) = (s3.clone(), bucket.clone(), read.clone());
         async move {
@@ -340,16 +350,17 @@ async fn raw_get(stack: &TestStack) -> Measure {
                 .await
                 .unwrap();
             let bytes = object.body.collect().await.unwrap().into_bytes();
-            read.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
     })
     .await;
+    let blobs = repository.blobs.len() as u64;
     Measure {
         name: "ceiling: local S3 raw GET".into(),
         blobs,
-        bytes: read.load(std::sync::atomic::Ordering::Relaxed),
+        bytes: read.load(Ordering::Relaxed),
         seconds: started.elapsed().as_secs_f64(),
-        requests: listings + blobs,
+        requests: blobs,
         peak_rss_kib: None,
     }
 }
@@ -452,15 +463,34 @@ impl CopyRun {
     }
 }
 
+/// One invocation of copy, which must succeed; prints what it did and how long it took.
+async fn invoke(copy: &mut LambdaProcess, step: &str, event: Value) -> Value {
+    let started = Instant::now();
+    let output = copy
+        .invoke(event)
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e:?}"));
+    println!(
+        "  {step}: {} blobs copied ({:.1} MB), {} skipped, in {:.1} s",
+        output["blobs_copied"],
+        output["bytes_copied"].as_f64().unwrap_or(0.0) / 1e6,
+        output["blobs_skipped"],
+        started.elapsed().as_secs_f64()
+    );
+    output
+}
+
 /// The migrate workflow's three steps, by hand: plan, each batch of the plan, finalize.
 async fn copy_as_the_workflow_does(stack: &TestStack, copy: &mut LambdaProcess) -> (CopyRun, f64) {
     let to = json!({"base_path": COPY_BASE});
     let started = Instant::now();
     let mut run = CopyRun::default();
-    let plan = copy
-        .invoke(json!({"mode": "plan", "base_path": BASE_PATH, "to": to}))
-        .await
-        .unwrap_or_else(|e| panic!("plan: {e:?}"));
+    let plan = invoke(
+        copy,
+        "plan",
+        json!({"mode": "plan", "base_path": BASE_PATH, "to": to}),
+    )
+    .await;
     run.add(&plan);
     let generation = plan["generation"].clone();
     let s3 = stack.local.s3_client();
@@ -473,26 +503,21 @@ async fn copy_as_the_workflow_does(stack: &TestStack, copy: &mut LambdaProcess) 
         .expect("the plan is in S3");
     let items: Vec<Value> =
         serde_json::from_slice(&items.body.collect().await.unwrap().into_bytes()).unwrap();
-    for item in items {
-        let output = copy
-            .invoke(json!({
-                "mode": "batch",
-                "base_path": BASE_PATH,
-                "generation": item["generation"],
-                "folders": item["folders"],
-                "to": to,
-            }))
-            .await
-            .unwrap_or_else(|e| panic!("batch: {e:?}"));
-        run.add(&output);
+    let batches = items.len();
+    for (n, item) in items.into_iter().enumerate() {
+        let event = json!({
+            "mode": "batch",
+            "base_path": BASE_PATH,
+            "generation": item["generation"],
+            "folders": item["folders"],
+            "to": to,
+        });
+        let step = format!("batch {}/{batches}", n + 1);
+        run.add(&invoke(copy, &step, event).await);
     }
-    let finalized = copy
-        .invoke(
-            json!({"mode": "finalize", "base_path": BASE_PATH, "generation": generation, "to": to}),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("finalize: {e:?}"));
-    run.add(&finalized);
+    let finalize =
+        json!({"mode": "finalize", "base_path": BASE_PATH, "generation": generation, "to": to});
+    run.add(&invoke(copy, "finalize", finalize).await);
     (run, started.elapsed().as_secs_f64())
 }
 
@@ -536,13 +561,12 @@ async fn python_twin(stack: &TestStack, sample: u64) -> Option<Measure> {
     })
 }
 
-#[tokio::main]
-async fn main() {
-    let data_blobs = env_number("OSSNAP_BENCH_BLOBS", 100_000) as usize;
-    let data_bytes = env_number("OSSNAP_BENCH_BYTES", 2 << 30);
-    let twin_sample = env_number("OSSNAP_BENCH_TWIN_BLOBS", 5_000);
-    let bench_started = Instant::now();
-
+/// A local stack with Azurite, and the synthetic repository in its S3.
+async fn stack_with_repository(
+    data_blobs: usize,
+    data_bytes: u64,
+    content: &Content,
+) -> (TestStack, Repository) {
     let stack = TestStack::start_with(|config| config.azure = true).await;
     let config = stack.local.config();
     let root = config
@@ -550,30 +574,35 @@ async fn main() {
         .join("s3")
         .join(&config.bucket)
         .join(BASE_PATH);
+    let repository = synthesize(&root, data_blobs, data_bytes, content);
+    (stack, repository)
+}
+
+#[tokio::main]
+async fn main() {
+    let data_blobs = env_number("OSSNAP_BENCH_BLOBS", 100_000) as usize;
+    let data_bytes = env_number("OSSNAP_BENCH_BYTES", 2 << 30);
+    let twin_sample = env_number("OSSNAP_BENCH_TWIN_BLOBS", 2_000);
+    let bench_started = Instant::now();
+
     let content = Arc::new(Content::new());
-    let started = Instant::now();
-    let repository = synthesize(&root, data_blobs, data_bytes, &content);
+    let (stack, repository) = stack_with_repository(data_blobs, data_bytes, &content).await;
     println!(
-        "synthetic repository: {} blobs ({data_blobs} data blobs in {} shard folders), {:.1} MB, written in {:.1} s",
+        "synthetic repository: {} blobs ({data_blobs} data blobs in {} shard folders), {:.1} MB",
         repository.blobs.len(),
         repository.folders,
         repository.bytes() as f64 / 1e6,
-        started.elapsed().as_secs_f64()
     );
 
-    println!();
-    Measure::print_header();
-    let get = raw_get(&stack).await;
-    get.print();
-    let put = raw_put(&stack, &repository, &content).await;
-    put.print();
-
+    // Each measure starts from an empty Azurite, on a stack of its own: Azurite slows down as its
+    // container fills (its PUTs took four times as long with 100,000 blobs already there).
     let mut env: Vec<(String, String)> = stack.env();
     env.push(("PLAN_BATCH_FOLDERS".into(), PLAN_BATCH_FOLDERS.into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut copy = LambdaProcess::start(&bootstrap("copy"), &env)
         .await
         .expect("copy starts");
+    println!("copy:");
     let (first, seconds) = copy_as_the_workflow_does(&stack, &mut copy).await;
     let peak_after_first = copy.peak_rss_kib();
     assert_eq!(
@@ -589,24 +618,36 @@ async fn main() {
         requests: first.total_requests(),
         peak_rss_kib: peak_after_first,
     };
-    copied.print();
+    println!("copy again:");
     let (again, again_seconds) = copy_as_the_workflow_does(&stack, &mut copy).await;
     assert_eq!(
         again.bytes_copied, 0,
         "the second copy found everything there"
     );
     let incremental = Measure {
-        name: "copy again (incremental: nothing to copy)".into(),
+        name: "copy again (nothing to copy)".into(),
         blobs: again.blobs_skipped,
-        bytes: again.bytes_skipped,
+        bytes: again.bytes_copied,
         seconds: again_seconds,
         requests: again.total_requests(),
         peak_rss_kib: copy.peak_rss_kib(),
     };
-    incremental.print();
+    drop(copy);
+    drop(stack);
+    let (stack, repository) = stack_with_repository(data_blobs, data_bytes, &content).await;
+    let get = raw_get(&stack, &repository).await;
+    let put = raw_put(&stack, &repository, &content).await;
+    drop(stack);
+    let (stack, _) = stack_with_repository(data_blobs, data_bytes, &content).await;
     let twin = python_twin(&stack, twin_sample).await;
-    if let Some(twin) = &twin {
-        twin.print();
+
+    println!();
+    Measure::print_header();
+    for measure in [&get, &put, &copied, &incremental]
+        .into_iter()
+        .chain(twin.as_ref())
+    {
+        measure.print();
     }
     println!();
     println!("copy's requests: {}", first.describe_requests());
