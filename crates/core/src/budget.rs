@@ -1,7 +1,7 @@
 //! Each OpenSearch function's time budget: its worst case of calls, retries and pauses, and the
 //! Lambda timeout derived from it. `infra/template.yaml` sets each function's `Timeout` to
 //! [`Budget::lambda_timeout_seconds`] (and each Task's `TimeoutSeconds` above it);
-//! `tests/tests/budgets.rs` checks both, so that a hung call always ends as an `Unavailable` the
+//! `tests/tests/integration/budgets.rs` checks both, so that a hung call always ends as an `Unavailable` the
 //! function reports (and, in `snapshot`, reconciles) instead of Lambda killing the function.
 //!
 //! `verify` reads S3, not OpenSearch: its work grows with the repository, and its timeout is set

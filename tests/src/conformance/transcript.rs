@@ -117,7 +117,7 @@ impl Transcript {
         let path = Transcript::file(engine.name());
         let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
             panic!(
-                "{}: {error} (record it with OSSNAP_RECORD_TRANSCRIPTS=1 cargo test -p ossnap-tests --test conformance)",
+                "{}: {error} (record it with OSSNAP_RECORD_TRANSCRIPTS=1 cargo test -p ossnap-tests --test integration conformance::)",
                 path.display()
             )
         });

@@ -6,7 +6,7 @@
 //! `python3 -m venv .venv && .venv/bin/pip install botocore==1.44.8` (or OSSNAP_PYTHON naming a
 //! Python that has it).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

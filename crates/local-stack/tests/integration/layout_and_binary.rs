@@ -2,7 +2,7 @@
 //! that OpenSearch's layout keeps), oversize bodies are refused, and the `ossnap-local` binary
 //! starts, prints what to export, and stops on SIGTERM keeping its data.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

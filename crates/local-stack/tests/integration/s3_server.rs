@@ -1,7 +1,7 @@
 //! The embedded S3 server as ossnap's own code will use it: aws-sdk-s3 with its default
 //! settings (flexible checksums on), path-style, the stack's credentials.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::primitives::ByteStream;

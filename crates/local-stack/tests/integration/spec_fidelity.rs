@@ -6,7 +6,7 @@
 //! "settings":{"location":L}}` is replayed as `{"type":"s3","settings":{"bucket":<bucket>,
 //! "base_path":L}}`, and expected payloads are translated the same way.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! OpenSearch's error answers, names, and the repository's blobs in the bucket — never panics and
 //! never takes memory out of proportion to its size.
 //!
-//! `cargo test -p ossnap-tests --test fuzz` runs proptest's default 256 cases per target (in
+//! `cargo test -p ossnap-tests --test integration fuzz::` runs proptest's default 256 cases per target (in
 //! `make test`); the long run sets `PROPTEST_CASES` (README, "Fuzzing").
 
 use ossnap_core::check_restore::CheckRestoreInput;

@@ -1,7 +1,7 @@
 //! Refusals (SigV4, FGAC, PassRole, validation) with the real bodies and statuses, and the test
 //! controls: faults, request log, red indices, forced outcomes, the automated snapshot.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -1,7 +1,7 @@
 //! The snapshot lifecycle end to end through signed HTTP: register, snapshot, poll, status,
 //! what lands in S3, incremental reuse, restore, delete, restart.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

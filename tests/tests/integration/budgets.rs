@@ -4,8 +4,8 @@
 //! every function is idempotent: `snapshot` resumes its snapshot by name.
 //!
 //! The local-stack tests tie the budgets to the code: `snapshot`'s longest path sends exactly the
-//! requests its budget counts (tests/tests/functions.rs), and retention stops at its request
-//! budget (tests/tests/retention.rs).
+//! requests its budget counts (tests/tests/integration/functions.rs), and retention stops at its request
+//! budget (tests/tests/integration/retention.rs).
 
 use std::path::PathBuf;
 

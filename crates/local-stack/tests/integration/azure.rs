@@ -4,7 +4,7 @@
 //! does, and Azurite stops with the stack. Blobs are inspected with object_store, a client
 //! independent of the emulator's.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
