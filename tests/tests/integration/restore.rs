@@ -332,11 +332,10 @@ async fn a_red_restore_names_the_shards_and_the_reason(deps: &Deps, engine: Engi
         ErrorKind::RestoreFailed,
         "{engine}: {failed}"
     );
-    for needle in [
-        "[red-orders][0] primary",
-        "[red-orders][1] primary",
-        "no-such-node",
-    ] {
+    // Shards are explained in order, and the first poll that finds one unallocatable fails the
+    // restore: shard 0 is always named. Shard 1 is named too when its explanation is ready by
+    // then; a real node may still be fetching its size from the snapshot (`awaiting_info`).
+    for needle in ["[red-orders][0] primary", "no-such-node"] {
         assert!(failed.message().contains(needle), "{engine}: {failed}");
     }
     deps.opensearch.delete_index("red-orders").await.unwrap();
