@@ -3,9 +3,12 @@
 use aws_credential_types::provider::SharedCredentialsProvider;
 use ossnap_core::clock::Clock;
 use ossnap_core::config::{Environment, Settings};
+use ossnap_core::event::Invocation;
 use ossnap_core::opensearch::{Auth, OpenSearch, SigV4Signer};
+use ossnap_core::retention::{Policy, Retention, RetentionInput, RetentionOutput};
 use ossnap_core::Deps;
 use ossnap_local_stack::{Control, Engine, LocalStack, LocalStackConfig};
+use ossnap_storage::s3::S3Store;
 use serde_json::{json, Value};
 
 /// The role OpenSearch assumes to write to the bucket (the emulator checks PassRole for it).
@@ -92,6 +95,30 @@ impl TestStack {
             settings,
             clock,
         }
+    }
+
+    /// retention as the function runs it: verify's verdicts read from this stack's S3, then
+    /// `policy` applied to the cluster of `deps`.
+    pub async fn retain(
+        &self,
+        deps: &Deps,
+        policy: &Policy,
+        input: RetentionInput,
+    ) -> ossnap_core::Result<RetentionOutput> {
+        let retention = Retention {
+            deps: deps.clone(),
+            policy: policy.clone(),
+        };
+        let invocation = Invocation {
+            input,
+            scheduled_time: None,
+        };
+        ossnap_retention::run(
+            &retention,
+            &S3Store::new(self.local.s3_client()),
+            invocation,
+        )
+        .await
     }
 
     /// Creates `index` with `docs` documents through the OpenSearch API.

@@ -10,8 +10,10 @@ use ossnap_core::check_restore::{self, CheckRestoreAnswer, CheckRestoreInput, Re
 use ossnap_core::event::Invocation;
 use ossnap_core::opensearch::SnapshotStatus;
 use ossnap_core::restore::{self, IndexList, RestoreInput, RestoreOutput};
+use ossnap_core::retention::Retention;
 use ossnap_core::status::{SnapshotReport, StatusInput, StatusOutput};
-use ossnap_core::{register, retention, snapshot, status, Deps, ErrorKind, Result};
+use ossnap_core::{register, snapshot, status, Deps, ErrorKind, Result};
+use ossnap_storage::s3::S3Store;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -704,9 +706,12 @@ fn copy_text(style: Style, output: &CopyOutput) -> String {
 }
 
 pub async fn retention(context: &Context, style: Style) -> Result<Report> {
-    let policy = context.policy()?;
-    let deps = context.deps().await?;
-    let output = retention::run(&deps, &policy, invocation(Default::default())).await?;
+    let retention = Retention {
+        policy: context.policy()?,
+        deps: context.deps().await?,
+    };
+    let store = S3Store::new(context.s3().await);
+    let output = ossnap_retention::run(&retention, &store, invocation(Default::default())).await?;
     let deleted = if output.dry_run {
         "would delete"
     } else {

@@ -11,7 +11,8 @@
 //! The `opensearch` feature (on by default) holds the client and the operations that use it;
 //! `verify`, which reads only S3, builds without it.
 //! - [`event`]: the three shapes an invocation arrives in; [`config`]: settings from the
-//!   environment; [`names`]: validation before any request; [`clock`]: injected time.
+//!   environment; [`names`]: validation before any request; [`clock`]: injected time;
+//!   [`verdict`]: where verify records a damaged snapshot for retention.
 #[cfg(feature = "opensearch")]
 pub mod budget;
 #[cfg(feature = "opensearch")]
@@ -38,6 +39,7 @@ pub mod retention;
 pub mod snapshot;
 #[cfg(feature = "opensearch")]
 pub mod status;
+pub mod verdict;
 
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "opensearch")]

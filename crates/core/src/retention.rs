@@ -7,8 +7,9 @@
 //! - Only healthy snapshots (SUCCESS, at least one shard, none failed, as check-status says)
 //!   count: the newest `RETENTION_MIN_COUNT` healthy ones always stay (at least 1); older healthy
 //!   ones go beyond `RETENTION_MAX_COUNT` or past `RETENTION_MAX_AGE`; unhealthy ones (FAILED,
-//!   PARTIAL, INCOMPATIBLE, or SUCCESS without shards or with failed ones) go once a newer healthy
-//!   one exists.
+//!   PARTIAL, INCOMPATIBLE, SUCCESS without shards or with failed ones, or SUCCESS but found
+//!   damaged by verify, whose verdicts the caller reads from the bucket: [`crate::verdict`]) go
+//!   once a newer healthy one exists.
 //! - One listing (`verbose=false`), one verbose re-read of the snapshots named as ours
 //!   (`ignore_unavailable`, so one unreadable snapshot does not stop retention), then one
 //!   multi-name DELETE (one by one on clusters before Elasticsearch 7.8, which read the list as
@@ -17,9 +18,9 @@
 //!   left. At most `RETENTION_MAX_DELETIONS` per run, and at most
 //!   [`crate::budget::RETENTION_MAX_REQUESTS`] requests, so the run fits its Lambda timeout.
 
+use std::future::Future;
 use std::time::Duration;
 
-use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::macros::format_description;
@@ -29,11 +30,12 @@ use crate::budget::RETENTION_MAX_REQUESTS;
 use crate::config::Environment;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Invocation;
-use crate::function::{prepare, Deps};
+use crate::function::Deps;
 use crate::metrics::{self, Metric, Unit};
 use crate::names;
 use crate::opensearch::{model, SnapshotInfo};
 use crate::snapshot::{OSSNAP, TAKEN_BY};
+use crate::verdict::DamagedSnapshot;
 
 pub mod var {
     pub const MIN_COUNT: &str = "RETENTION_MIN_COUNT";
@@ -152,8 +154,11 @@ pub fn parse_age(text: &str) -> Result<Duration> {
 pub struct Candidate {
     pub name: String,
     pub state: String,
-    /// SUCCESS with at least one shard and none failed ([`SnapshotInfo::is_healthy`]).
+    /// SUCCESS with at least one shard and none failed ([`SnapshotInfo::is_healthy`]), and not
+    /// found damaged by verify.
     pub healthy: bool,
+    /// verify found it damaged (a verdict names its uuid), whatever the cluster says.
+    pub damaged: bool,
     /// From the name: `{prefix}-{yyyymmdd}-{hhmmss}`.
     pub taken_at: OffsetDateTime,
 }
@@ -161,7 +166,13 @@ pub struct Candidate {
 impl Candidate {
     /// What it is, for the reasons given: its state, and why a SUCCESS is not healthy.
     fn describe(&self) -> String {
-        if self.state == model::SUCCESS && !self.healthy {
+        if self.damaged {
+            format!(
+                "{}, but verify found it damaged (its verdict is under {}/)",
+                self.state,
+                crate::verdict::PREFIX
+            )
+        } else if self.state == model::SUCCESS && !self.healthy {
             "SUCCESS without shards or with failed shards".to_string()
         } else {
             self.state.clone()
@@ -305,17 +316,13 @@ impl Retention {
     }
 }
 
-pub async fn handle(
-    retention: &Result<Retention>,
-    event: LambdaEvent<Value>,
-) -> Result<RetentionOutput> {
-    let (retention, invocation, _) = prepare(retention, event)?;
-    run(&retention.deps, &retention.policy, invocation).await
-}
-
+/// Applies `policy` to the repository's snapshots. `damaged` reads the snapshots verify recorded
+/// as damaged (`ossnap_storage::verdicts`), never counted as healthy; it is awaited once the
+/// input is valid, before the cluster is asked anything.
 pub async fn run(
     deps: &Deps,
     policy: &Policy,
+    damaged: impl Future<Output = Result<Vec<DamagedSnapshot>>>,
     invocation: Invocation<RetentionInput>,
 ) -> Result<RetentionOutput> {
     let input = invocation.input;
@@ -325,6 +332,7 @@ pub async fn run(
     names::validate_repository_name(&repository)?;
     let dry_run = input.dry_run.unwrap_or(policy.dry_run);
     let prefix = &deps.settings.prefix;
+    let damaged = damaged.await?;
     let mut requests = RequestBudget::new();
     requests.spend();
     let listing = deps
@@ -378,6 +386,9 @@ pub async fn run(
             });
             continue;
         }
+        let is_damaged = damaged
+            .iter()
+            .any(|verdict| Some(&verdict.uuid) == info.uuid.as_ref());
         candidates.push(Candidate {
             taken_at: taken_at(prefix, &name).expect("named as ours"),
             name,
@@ -385,7 +396,8 @@ pub async fn run(
                 .state
                 .clone()
                 .unwrap_or_else(|| model::IN_PROGRESS.into()),
-            healthy: info.is_healthy(),
+            healthy: info.is_healthy() && !is_damaged,
+            damaged: is_damaged,
         });
     }
     let (kept, mut to_delete) = plan(&candidates, policy, deps.clock.now_utc());
@@ -589,6 +601,7 @@ mod tests {
                     name: crate::snapshot::snapshot_name("ossnap", taken_at),
                     state: state.to_string(),
                     healthy: *state == "SUCCESS",
+                    damaged: false,
                     taken_at,
                 }
             })
@@ -662,6 +675,26 @@ mod tests {
     }
 
     #[test]
+    fn damaged_successes_do_not_count_toward_the_minimum() {
+        let mut history = daily(&["SUCCESS"; 4]);
+        // verify found the newest damaged: the two older healthy ones are the minimum kept.
+        history[0].healthy = false;
+        history[0].damaged = true;
+        let plan = plan(
+            &history,
+            &Policy {
+                max_count: Some(2),
+                ..policy()
+            },
+            NOW,
+        );
+        assert_eq!(deleted(&plan), vec![history[3].name.as_str()], "{plan:?}");
+        assert!(plan.0.iter().any(|d| d.snapshot == history[0].name
+            && d.reason.contains("verify found it damaged")
+            && d.reason.contains("until a newer healthy")));
+    }
+
+    #[test]
     fn empty_successes_do_not_count_toward_the_minimum() {
         let mut history = daily(&["SUCCESS"; 4]);
         // The two newest hold no shards: only the two older ones are backups.
@@ -730,6 +763,7 @@ mod tests {
                                 name: crate::snapshot::snapshot_name("ossnap", taken_at),
                                 state: STATES[state].to_string(),
                                 healthy: STATES[state] == "SUCCESS" && has_shards,
+                                damaged: false,
                                 taken_at,
                             }
                         })

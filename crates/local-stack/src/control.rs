@@ -133,8 +133,11 @@ pub struct Control {
     automated: Mutex<Option<AutomatedSnapshot>>,
     requests: Mutex<Vec<LoggedRequest>>,
     disk_available: Mutex<Option<u64>>,
-    /// How far the cluster's clock is ahead of real time.
+    /// How far the cluster's clock is ahead of real time (or of the instant it was frozen at).
     clock_offset: Mutex<Duration>,
+    /// Where the cluster's clock stopped following real time ([`Self::freeze_clock`]): the
+    /// instant and the same moment in milliseconds since the epoch.
+    frozen_at: Mutex<Option<(Instant, i64)>>,
     clock_moved: tokio::sync::Notify,
     /// Snapshots (by uuid) due to end at a time on the cluster's clock, until written.
     due: Mutex<std::collections::HashMap<String, Instant>>,
@@ -167,14 +170,34 @@ impl Control {
         *self.clock_offset.lock().unwrap()
     }
 
+    /// From now on the cluster's clock moves only by [`Self::advance_clock`], never with real
+    /// time: a soak that counts polls on a virtual calendar then counts the same on a loaded
+    /// machine as on an idle one.
+    pub fn freeze_clock(&self) {
+        self.frozen_at
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| (Instant::now(), crate::millis::now_millis()));
+    }
+
     /// The cluster's clock now.
     pub(crate) fn now(&self) -> Instant {
-        Instant::now() + self.clock_offset()
+        let base = self
+            .frozen_at
+            .lock()
+            .unwrap()
+            .map_or_else(Instant::now, |(at, _)| at);
+        base + self.clock_offset()
     }
 
     /// The cluster's clock now, in milliseconds since the epoch (what snapshots record).
     pub(crate) fn now_millis(&self) -> i64 {
-        crate::millis::now_millis() + self.clock_offset().as_millis() as i64
+        let base = self
+            .frozen_at
+            .lock()
+            .unwrap()
+            .map_or_else(crate::millis::now_millis, |(_, millis)| millis);
+        base + self.clock_offset().as_millis() as i64
     }
 
     /// The snapshot `uuid` ends at `at` on the cluster's clock (see [`Self::settled`]).

@@ -10,11 +10,15 @@
 //!
 //! Reads stream ([`BlobStore::open`]), so memory stays bounded whatever a blob's size; writes
 //! ([`BlobSink::write`]) take a stream too and send large blobs in blocks.
+//!
+//! Beside the repository, in the same bucket: verify's [`verdicts`] on damaged snapshots, which
+//! retention reads.
 
 pub mod azure;
 pub mod azure_target;
 pub mod folder;
 pub mod s3;
+pub mod verdicts;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-use ossnap_core::{Error, ErrorKind};
+use ossnap_core::{Error, ErrorKind, Result};
+use serde_json::{json, Value};
+
+use crate::Depth;
 
 /// At most this many problems are spelled out; the count says how many there were.
 const SHOWN: usize = 20;
@@ -74,17 +77,50 @@ impl fmt::Display for Damage {
     }
 }
 
-/// The `VerificationFailed` error listing what is missing or damaged.
-pub(crate) fn report(location: &str, snapshot: &str, damage: &[Damage]) -> Error {
+/// The `VerificationFailed` error listing what is missing or damaged, and whether its verdict
+/// was recorded for retention (`recorded`: `None` when there is none to record).
+pub(crate) fn report(
+    location: &str,
+    snapshot: &str,
+    damage: &[Damage],
+    recorded: Option<Result<String>>,
+) -> Error {
     let shown: Vec<String> = damage.iter().take(SHOWN).map(ToString::to_string).collect();
     let more = damage.len().saturating_sub(SHOWN);
+    let verdict = match recorded {
+        None => String::new(),
+        Some(Ok(at)) => format!(
+            "; retention no longer counts it as healthy (verdict at {at}; delete that object once the snapshot is repaired)"
+        ),
+        Some(Err(error)) => format!(
+            "; its verdict could not be recorded, so retention still counts it as healthy until it is: {}",
+            error.message()
+        ),
+    };
     Error::new(
         ErrorKind::VerificationFailed,
         format!(
-            "snapshot [{snapshot}] is not complete in {location}: {} problem(s): {}{}; restore from an older snapshot if you need this data, and take a new one",
+            "snapshot [{snapshot}] is not complete in {location}: {} problem(s): {}{}; restore from an older snapshot if you need this data, and take a new one{verdict}",
             damage.len(),
             shown.join("; "),
             if more > 0 { format!("; and {more} more") } else { String::new() }
         ),
     )
+}
+
+/// The body of a damaged snapshot's verdict: what was found, where, and how deep verify read.
+pub(crate) fn verdict(
+    location: &str,
+    snapshot: &str,
+    uuid: &str,
+    depth: Depth,
+    damage: &[Damage],
+) -> Value {
+    json!({
+        "snapshot": snapshot,
+        "uuid": uuid,
+        "location": location,
+        "depth": depth,
+        "damage": damage.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
 }

@@ -13,6 +13,10 @@
 //! never with one request per data blob: each shard folder is listed once and compared. Deeper
 //! checks read the data blobs' Lucene footers or whole content ([`Depth`]).
 //!
+//! A snapshot found damaged in S3 gets a verdict beside the repository
+//! (`ossnap-verdicts/<base path>/<snapshot>/<uuid>.json`, [`ossnap_core::verdict`]): retention
+//! then no longer counts it among the healthy snapshots it must keep, whatever the cluster says.
+//!
 //! Its time is bounded: it starts no new shard check once its time budget is spent (the Lambda
 //! deadline less a margin, or `time_budget_seconds`), waits for those running, and answers
 //! `complete: false` with `resume_from`, the position of the first shard not checked, for the
@@ -37,6 +41,7 @@ use ossnap_repository::{
 };
 use ossnap_storage::azure::AzureStore;
 use ossnap_storage::azure_target::AzureTarget;
+use ossnap_storage::verdicts::Verdicts;
 use ossnap_storage::BlobStore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -186,7 +191,8 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
         .snapshot
         .ok_or_else(|| Error::config("the event must name the \"snapshot\" to verify"))?;
     names::validate_snapshot_name(&snapshot)?;
-    let store = open_store(verifier, input.bucket, input.base_path, input.azure).await?;
+    let (store, verdicts) =
+        open_store(verifier, input.bucket, input.base_path, input.azure).await?;
     let depth = input.deep.unwrap_or(verifier.depth);
     let window = Window {
         resume_from: input.resume_from.unwrap_or(0),
@@ -204,7 +210,20 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
             &[Metric::new("VerificationFailures", Unit::Count, 1)],
             now_ms,
         );
-        return Err(damage::report(&location, &snapshot, &checked.damage));
+        let recorded = match (&verdicts, &checked.uuid) {
+            (Some(verdicts), Some(uuid)) => {
+                let details = damage::verdict(&location, &snapshot, uuid, depth, &checked.damage);
+                Some(verdicts.record(&snapshot, uuid, &details).await)
+            }
+            // Not in the repository, or read from a copy in Azure: retention has nothing to skip.
+            _ => None,
+        };
+        return Err(damage::report(
+            &location,
+            &snapshot,
+            &checked.damage,
+            recorded,
+        ));
     }
     metrics::emit(
         settings.metric_dimensions("verify", &repository),
@@ -246,18 +265,19 @@ pub async fn run(verifier: &Verifier, invocation: Invocation<VerifyInput>) -> Re
 }
 
 /// The repository's store: the S3 bucket and base path of the event or the settings, or the
-/// event's Azure target; never both.
+/// event's Azure target; never both. In S3, also where a damaged snapshot's verdict goes.
 async fn open_store(
     verifier: &Verifier,
     bucket: Option<String>,
     base_path: Option<String>,
     azure: Option<AzureTarget>,
-) -> Result<Arc<dyn BlobStore>> {
+) -> Result<(Arc<dyn BlobStore>, Option<Verdicts>)> {
     let Some(azure) = azure else {
         let (bucket, base_path) = verifier.settings.location(bucket, base_path)?;
-        return Ok(Arc::new(
-            verifier.store.scoped(bucket, base_path.unwrap_or_default()),
-        ));
+        let verdicts =
+            Verdicts::of_repository(&verifier.store, bucket.clone(), base_path.as_deref());
+        let store = verifier.store.scoped(bucket, base_path.unwrap_or_default());
+        return Ok((Arc::new(store), Some(verdicts)));
     };
     if bucket.is_some() {
         return Err(Error::config(
@@ -272,7 +292,7 @@ async fn open_store(
             verifier.secrets.as_ref(),
         )
         .await?;
-    Ok(Arc::new(AzureStore::connect(settings)?))
+    Ok((Arc::new(AzureStore::connect(settings)?), None))
 }
 
 /// Which shards one invocation may check: from `resume_from`, none started after `deadline`
@@ -285,6 +305,8 @@ struct Window {
 
 #[derive(Debug, Default)]
 struct Checked {
+    /// The snapshot's uuid, once the repository lists it.
+    uuid: Option<String>,
     indices: usize,
     shards: usize,
     shards_total: usize,
@@ -325,6 +347,7 @@ async fn check_snapshot(
         checked.damage.push(Damage::NotInRepository { generation });
         return Ok(checked);
     };
+    checked.uuid = Some(entry.uuid.clone());
     if let Some(damage) = unless_success(entry.snapshot_state()) {
         checked.damage.push(damage);
         return Ok(checked);

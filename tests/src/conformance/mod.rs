@@ -16,7 +16,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
 use ossnap_core::register::{self, RegistrationStatus};
-use ossnap_core::retention::{self, Policy, RetentionInput};
+use ossnap_core::retention::{Policy, RetentionInput};
 use ossnap_core::status::{self, StatusInput, StatusOutput};
 use ossnap_core::{snapshot, Deps, ErrorKind};
 use ossnap_local_stack::{Engine, Profile, SnapshotOutcome};
@@ -75,7 +75,8 @@ pub async fn suite(engine: Engine, profile: Profile) -> Transcript {
         max_deletions: 20,
         dry_run: false,
     };
-    let retained = retention::run(&deps, &policy, invocation(RetentionInput::default()))
+    let retained = stack
+        .retain(&deps, &policy, RetentionInput::default())
         .await
         .unwrap();
     let deleted: Vec<_> = retained

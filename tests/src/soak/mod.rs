@@ -158,6 +158,9 @@ impl Soak {
             .shared_control()
             .expect("the soak runs on the emulator")
             .clone();
+        // The cluster's clock moves only with the executions' virtual waits, so what a run
+        // costs does not depend on how loaded the machine is.
+        control.freeze_clock();
         for (name, metadata) in [
             ("manual-before-upgrade", Value::Null),
             (
@@ -580,6 +583,7 @@ pub async fn long_snapshot(minutes: u64) -> Result<LongSnapshot, WorkflowError> 
     let deps = stack.deps(&[]);
     stack.seed_index(&deps, "logs-2026", 10).await;
     let control = stack.local.shared_control().expect("the emulator").clone();
+    control.freeze_clock();
     let mut workflow = Workflow::start(&stack, &[], None).await?;
     let plan = Arc::new(Mutex::new(Plan::default()));
     workflow.before_invoke(hook(

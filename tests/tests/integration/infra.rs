@@ -45,14 +45,21 @@ const ACTIONS_WITHOUT_RESOURCE_LEVEL: [&str; 8] = [
 ];
 
 /// The only S3 resources a policy may name: the bucket (listing, which must then be limited to the
-/// base path), the objects under the base path, and the migrate workflow's plans (outside every
-/// repository), which only copy writes and copy and the migrate workflow's ItemReader read.
+/// base path), the objects under the base path, the migrate workflow's plans (outside every
+/// repository), which only copy writes and copy and the migrate workflow's ItemReader read, and
+/// verify's verdicts on damaged snapshots (outside every repository too), which only verify
+/// writes and only retention lists.
 const BUCKET_ARN: &str = "arn:${AWS::Partition}:s3:::${SnapshotBucketName}";
 const REPOSITORY_OBJECTS_ARN: &str =
     "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/${SnapshotBasePath}/*";
 const PLAN_OBJECTS_ARN: &str =
     "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/${SnapshotBasePath}/*";
 const PLAN_WRITER: &str = "CopyFunction";
+const VERDICT_OBJECTS_ARN: &str =
+    "arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-verdicts/${SnapshotBasePath}/*";
+const VERDICT_PREFIX: &str = "ossnap-verdicts/${SnapshotBasePath}/*";
+const VERDICT_WRITER: &str = "VerifyFunction";
+const VERDICT_LISTER: &str = "RetentionFunction";
 /// The Azure credential: one secret, named by a parameter, read by the functions that reach Azure.
 const AZURE_SECRET: &str = "${AzureCredentialsSecretArn}";
 const AZURE_SECRET_READERS: [&str; 2] = ["CopyFunction", "VerifyFunction"];
@@ -369,15 +376,20 @@ fn least_privilege_violations(template: &Yaml) -> Vec<String> {
                     .iter()
                     .all(|a| ACTIONS_WITHOUT_RESOURCE_LEVEL.contains(&a.as_str()))
             } else if resource == BUCKET_ARN {
-                let limited_to_base_path = statement
-                    .condition("StringLike", "s3:prefix")
+                let prefixes = statement.condition("StringLike", "s3:prefix");
+                let limited_to_base_path = prefixes
                     .iter()
                     .all(|prefix| prefix.starts_with("${SnapshotBasePath}"))
-                    && !statement.condition("StringLike", "s3:prefix").is_empty();
-                actions == ["s3:ListBucket"] && limited_to_base_path
+                    && !prefixes.is_empty();
+                let limited_to_verdicts = place.as_str() == VERDICT_LISTER
+                    && prefixes.iter().map(String::as_str).eq([VERDICT_PREFIX]);
+                actions == ["s3:ListBucket"] && (limited_to_base_path || limited_to_verdicts)
             } else if resource.starts_with("arn:") || resource.contains("s3:::") {
                 resource == REPOSITORY_OBJECTS_ARN
                     || (resource == PLAN_OBJECTS_ARN && plan_access_allowed(place, &actions))
+                    || (resource == VERDICT_OBJECTS_ARN
+                        && place.as_str() == VERDICT_WRITER
+                        && actions == ["s3:PutObject"])
                     || own_executions_access(template, place, &actions, &resource)
             } else if resource.starts_with("${DomainArn}") {
                 resource.starts_with(DOMAIN_SNAPSHOT_PATHS)
@@ -1184,6 +1196,7 @@ fn parameter_pattern_violations(template: &Yaml) -> Vec<String> {
         "prod/domain-a",
         "team_1/logs.v2",
         "ossnap-plans-archive",
+        "ossnap-verdicts-archive",
     ] {
         if !base_path.is_match(good).unwrap_or(false) {
             violations.push(format!("SnapshotBasePath refuses {good:?}"));
@@ -1204,6 +1217,9 @@ fn parameter_pattern_violations(template: &Yaml) -> Vec<String> {
         // The migrate workflow's plans lie under ossnap-plans/<base path>/.
         "ossnap-plans",
         "ossnap-plans/logs",
+        // verify's verdicts lie under ossnap-verdicts/<base path>/.
+        "ossnap-verdicts",
+        "ossnap-verdicts/logs",
     ] {
         if base_path.is_match(bad).unwrap_or(true) {
             violations.push(format!("SnapshotBasePath accepts {bad:?}"));
@@ -2348,6 +2364,16 @@ fn the_migrate_workflow_holds_what_a_safe_copy_needs() {
         "verify writing plans",
         other_writer,
         "VerifyFunction: [\"s3:PutObject\"] on arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-plans/${SnapshotBasePath}/* reaches beyond",
+    ));
+
+    let mut verdict_writer = template.clone();
+    statements_of_mut(&mut verdict_writer, "RetentionFunction").push(yaml(
+        "{Effect: Allow, Action: s3:PutObject, Resource: 'arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-verdicts/${SnapshotBasePath}/*'}",
+    ));
+    cases.push((
+        "retention writing verdicts",
+        verdict_writer,
+        "RetentionFunction: [\"s3:PutObject\"] on arn:${AWS::Partition}:s3:::${SnapshotBucketName}/ossnap-verdicts/${SnapshotBasePath}/* reaches beyond",
     ));
 
     let mut unconditional = template.clone();

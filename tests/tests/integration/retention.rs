@@ -3,13 +3,16 @@
 
 use std::time::Duration;
 
+use ossnap_core::clock::Clock;
+use ossnap_core::config::Environment;
 use ossnap_core::event::Invocation;
 use ossnap_core::retention::{self, Policy, RetentionInput, RetentionOutput};
 use ossnap_core::snapshot::{self, SnapshotInput};
-use ossnap_core::Deps;
+use ossnap_core::{Deps, ErrorKind};
 use ossnap_local_stack::{Fault, Profile};
-use ossnap_tests::stack::wait_until_idle;
+use ossnap_tests::stack::{wait_until_idle, BASE_PATH};
 use ossnap_tests::TestStack;
+use ossnap_verify::{Verifier, VerifyInput};
 use serde_json::json;
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -43,15 +46,17 @@ async fn daily_snapshots(deps: &Deps, days: &[OffsetDateTime]) -> Vec<String> {
     names
 }
 
-async fn apply(deps: &Deps, policy: &Policy, dry_run: Option<bool>) -> RetentionOutput {
-    let invocation = Invocation {
-        input: RetentionInput {
-            repository: None,
-            dry_run,
-        },
-        scheduled_time: None,
+async fn apply(
+    stack: &TestStack,
+    deps: &Deps,
+    policy: &Policy,
+    dry_run: Option<bool>,
+) -> RetentionOutput {
+    let input = RetentionInput {
+        repository: None,
+        dry_run,
     };
-    retention::run(deps, policy, invocation).await.unwrap()
+    stack.retain(deps, policy, input).await.unwrap()
 }
 
 fn names(decisions: &[retention::Decision]) -> Vec<&str> {
@@ -93,7 +98,7 @@ async fn deletes_beyond_max_count_in_one_request_and_never_foreign_snapshots() {
     let (stack, deps, ours) = setup().await;
     stack.control().clear_requests();
 
-    let output = apply(&deps, &policy(2, Some(2)), None).await;
+    let output = apply(&stack, &deps, &policy(2, Some(2)), None).await;
     assert_eq!(
         names(&output.deleted),
         vec![ours[0].as_str(), ours[1].as_str()]
@@ -140,7 +145,7 @@ async fn deletes_beyond_max_count_in_one_request_and_never_foreign_snapshots() {
 async fn dry_run_reports_and_deletes_nothing() {
     let (stack, deps, ours) = setup().await;
     stack.control().clear_requests();
-    let output = apply(&deps, &policy(1, Some(1)), Some(true)).await;
+    let output = apply(&stack, &deps, &policy(1, Some(1)), Some(true)).await;
     assert!(output.dry_run);
     assert_eq!(output.deleted.len(), 3);
     assert!(output
@@ -193,6 +198,7 @@ async fn a_running_snapshot_is_never_deleted_and_the_cap_is_honoured() {
     .unwrap();
 
     let output = apply(
+        &stack,
         &deps,
         &Policy {
             max_deletions: 1,
@@ -236,7 +242,7 @@ fn deletes(stack: &TestStack) -> Vec<String> {
 
 #[tokio::test]
 async fn empty_snapshots_do_not_count_toward_the_minimum() {
-    let (_stack, deps, ours) = history_on(Profile::V2, 2).await;
+    let (stack, deps, ours) = history_on(Profile::V2, 2).await;
     // The two newest succeed with no shards (no index matched).
     for day in [
         datetime!(2026-11-10 02:00 UTC),
@@ -253,7 +259,7 @@ async fn empty_snapshots_do_not_count_toward_the_minimum() {
         wait_until_idle(&deps).await;
     }
 
-    let output = apply(&deps, &policy(2, Some(2)), None).await;
+    let output = apply(&stack, &deps, &policy(2, Some(2)), None).await;
     assert!(output.deleted.is_empty(), "{output:?}");
     for healthy in &ours {
         assert!(names(&output.kept).contains(&healthy.as_str()));
@@ -265,7 +271,7 @@ async fn elasticsearch_before_7_8_deletes_one_by_one_and_before_7_3_knows_its_ow
     for profile in [Profile::Es77, Profile::Es68] {
         let (stack, deps, ours) = history_on(profile, 4).await;
         stack.control().clear_requests();
-        let output = apply(&deps, &policy(2, Some(2)), None).await;
+        let output = apply(&stack, &deps, &policy(2, Some(2)), None).await;
         assert_eq!(
             names(&output.deleted),
             vec![ours[0].as_str(), ours[1].as_str()],
@@ -306,7 +312,7 @@ async fn a_snapshot_gone_before_the_delete_leaves_the_rest_deleted() {
         .unwrap();
     stack.control().clear_requests();
 
-    let output = apply(&deps, &policy(2, Some(2)), None).await;
+    let output = apply(&stack, &deps, &policy(2, Some(2)), None).await;
     assert_eq!(
         names(&output.deleted),
         vec![ours[0].as_str(), ours[1].as_str()]
@@ -331,7 +337,7 @@ async fn a_delete_answered_after_cleanup_or_not_at_all_is_checked_by_listing() {
         after_accept: true,
         ..Fault::new("DELETE", "/_snapshot/ossnap/*", 504, "<html>504</html>")
     });
-    let output = apply(&deps, &policy(2, Some(3)), None).await;
+    let output = apply(&stack, &deps, &policy(2, Some(3)), None).await;
     assert_eq!(names(&output.deleted), vec![ours[0].as_str()]);
 
     // An answer that outlasts the client's timeout, once the deletion is done.
@@ -353,7 +359,7 @@ async fn a_delete_answered_after_cleanup_or_not_at_all_is_checked_by_listing() {
             r#"{"acknowledged":true}"#,
         )
     });
-    let output = apply(&impatient, &policy(2, Some(2)), None).await;
+    let output = apply(&stack, &impatient, &policy(2, Some(2)), None).await;
     assert_eq!(names(&output.deleted), vec![ours[1].as_str()]);
     let left = deps
         .opensearch
@@ -385,7 +391,7 @@ async fn one_unreadable_snapshot_does_not_stop_retention() {
         .await
         .unwrap();
 
-    let output = apply(&deps, &policy(2, Some(2)), None).await;
+    let output = apply(&stack, &deps, &policy(2, Some(2)), None).await;
     assert_eq!(names(&output.deleted), vec![ours[1].as_str()]);
     let skipped = output
         .skipped
@@ -401,7 +407,7 @@ async fn a_run_stops_at_its_request_budget_and_leaves_the_rest_for_the_next() {
     // One by one (ES 7.7): a listing and a re-read, then one DELETE per snapshot.
     let (stack, deps, ours) = history_on(Profile::Es77, budget + 1).await;
     stack.control().clear_requests();
-    let output = apply(&deps, &policy(1, Some(1)), None).await;
+    let output = apply(&stack, &deps, &policy(1, Some(1)), None).await;
     assert_eq!(output.deleted.len(), budget - 2);
     assert_eq!(stack.control().requests().len(), budget);
     let deferred: Vec<_> = output
@@ -410,4 +416,92 @@ async fn a_run_stops_at_its_request_budget_and_leaves_the_rest_for_the_next() {
         .filter(|d| d.reason.contains("at most"))
         .collect();
     assert_eq!(deferred.len(), ours.len() - 1 - (budget - 2));
+}
+
+/// A snapshot the cluster calls SUCCESS but whose shard file is gone from S3: verify records a
+/// verdict, and retention keeps the two newest snapshots that restore instead of counting it.
+#[tokio::test]
+async fn a_snapshot_verify_found_damaged_does_not_count_toward_the_minimum() {
+    let (stack, deps, ours) = setup().await;
+    let newest = &ours[3];
+    let uuid = deps
+        .opensearch
+        .get_snapshots("ossnap", &[newest], true)
+        .await
+        .unwrap()[0]
+        .uuid
+        .clone()
+        .unwrap();
+    let env = Environment::from_pairs(stack.env());
+    let bucket = env.get("SNAPSHOT_BUCKET").unwrap().to_string();
+    let s3 = stack.local.s3_client();
+    let listing = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(format!("{BASE_PATH}/indices/"))
+        .send()
+        .await
+        .unwrap();
+    let shard_file = listing
+        .contents()
+        .iter()
+        .filter_map(|object| object.key())
+        .find(|key| key.ends_with(&format!("/snap-{uuid}.dat")))
+        .expect("the newest snapshot's shard file")
+        .to_string();
+    s3.delete_object()
+        .bucket(&bucket)
+        .key(&shard_file)
+        .send()
+        .await
+        .unwrap();
+
+    let verifier = Verifier::new(&env, stack.local.s3_client(), Clock::without_sleeps()).unwrap();
+    let input = VerifyInput {
+        snapshot: Some(newest.clone()),
+        ..VerifyInput::default()
+    };
+    let invocation = Invocation {
+        input,
+        scheduled_time: None,
+    };
+    let refused = ossnap_verify::run(&verifier, invocation).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::VerificationFailed);
+    let verdict_key = format!("ossnap-verdicts/{BASE_PATH}/{newest}/{uuid}.json");
+    assert!(
+        refused.message().contains(&format!(
+            "retention no longer counts it as healthy (verdict at s3://{bucket}/{verdict_key}"
+        )),
+        "{refused}"
+    );
+    let verdict = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&verdict_key)
+        .send()
+        .await
+        .unwrap();
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&verdict.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(verdict["uuid"], json!(uuid));
+    assert!(verdict["damage"][0]
+        .as_str()
+        .unwrap()
+        .contains("missing shard snapshot"));
+
+    // Without the verdict the newest would be one of the two kept, and ours[1] would go too.
+    let output = apply(&stack, &deps, &policy(2, Some(2)), None).await;
+    assert_eq!(names(&output.deleted), vec![ours[0].as_str()], "{output:?}");
+    assert_eq!(
+        names(&output.kept),
+        vec![newest.as_str(), ours[2].as_str(), ours[1].as_str()]
+    );
+    assert!(
+        output.kept[0].reason.contains("verify found it damaged")
+            && output.kept[0]
+                .reason
+                .contains("until a newer healthy one exists"),
+        "{:?}",
+        output.kept[0]
+    );
 }

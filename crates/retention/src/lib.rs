@@ -1,0 +1,65 @@
+//! ossnap-retention: the retention function. It reads verify's verdicts on damaged snapshots
+//! from the repository's bucket ([`ossnap_storage::verdicts`]), then applies the policy of
+//! [`ossnap_core::retention`] to the cluster's snapshots, so a snapshot the cluster calls SUCCESS
+//! but verify found damaged never counts among the healthy ones that must stay.
+//!
+//! It lists one S3 folder (`ossnap-verdicts/<base path>/`) and writes nothing to S3: snapshots
+//! are deleted through the OpenSearch API only. A listing that fails stops the run before any
+//! deletion, since without it a damaged snapshot could be counted as healthy.
+
+use lambda_runtime::LambdaEvent;
+use ossnap_core::config::Environment;
+use ossnap_core::event::Invocation;
+use ossnap_core::function::prepare;
+use ossnap_core::retention::{self, Retention, RetentionInput, RetentionOutput};
+use ossnap_core::Result;
+use ossnap_storage::s3::S3Store;
+use ossnap_storage::verdicts::Verdicts;
+use serde_json::Value;
+
+/// The retention function's dependencies: the cluster's, the policy, and the S3 client that
+/// reads the verdicts.
+#[derive(Debug, Clone)]
+pub struct RetentionFunction {
+    pub retention: Retention,
+    pub store: S3Store,
+}
+
+impl RetentionFunction {
+    /// The settings and policy of `env`; an S3 client from aws-config's default chain
+    /// (`AWS_ENDPOINT_URL_S3` points it at the local stack).
+    pub async fn from_env(env: &Environment) -> Result<RetentionFunction> {
+        let retention = Retention::from_env(env).await?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Ok(RetentionFunction {
+            retention,
+            store: S3Store::new(ossnap_storage::s3::client(env, &sdk)),
+        })
+    }
+}
+
+pub async fn handle(
+    function: &Result<RetentionFunction>,
+    event: LambdaEvent<Value>,
+) -> Result<RetentionOutput> {
+    let (function, invocation, _) = prepare(function, event)?;
+    run(&function.retention, &function.store, invocation).await
+}
+
+/// Applies the policy, with the verdicts on the repository at the settings' bucket and base
+/// path (read once the input is valid).
+pub async fn run(
+    retention: &Retention,
+    s3: &S3Store,
+    invocation: Invocation<RetentionInput>,
+) -> Result<RetentionOutput> {
+    let damaged = async {
+        let (bucket, base_path) = retention.deps.settings.location(None, None)?;
+        Verdicts::of_repository(s3, bucket, base_path.as_deref())
+            .damaged()
+            .await
+    };
+    retention::run(&retention.deps, &retention.policy, damaged, invocation).await
+}
