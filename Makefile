@@ -68,8 +68,8 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # Lambda packages (target/lambda/<function>/bootstrap.zip); arm64 by default, ARCH=x86_64 on request.
-# One build per function, so that Cargo does not unify features across them: `verify` alone
-# links the AWS SDK's HTTPS client, the others alone link reqwest.
+# One build per function, so that Cargo does not unify features across them: only `verify`,
+# `copy` and `retention` (which lists verify's verdicts) link the AWS SDK's HTTPS client.
 package: tools
 	for f in $(FUNCTIONS); do \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --output-format zip \
