@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use ossnap_copy::{Copier, Destination};
-use ossnap_core::clock::Clock;
 use ossnap_core::config::{AuthSettings, Environment, Settings};
-use ossnap_core::opensearch::OpenSearch;
 use ossnap_core::retention::Policy;
 use ossnap_core::{Deps, Result};
 use ossnap_storage::folder::FolderStore;
@@ -62,14 +60,7 @@ impl Context {
             AuthSettings::SigV4 => self.sdk().await.credentials_provider(),
             _ => None,
         };
-        let clock = Clock::system();
-        let opensearch =
-            OpenSearch::from_settings_with(&settings, clock.clone(), credentials).await?;
-        Ok(Deps {
-            settings,
-            opensearch,
-            clock,
-        })
+        Deps::with_credentials(settings, credentials).await
     }
 
     pub fn policy(&self) -> Result<Policy> {

@@ -28,9 +28,19 @@ impl Deps {
     /// Reads the settings and builds the client. An error here is kept and reported by every
     /// invocation (as a `ConfigError` naming the variable) instead of failing the init.
     pub async fn from_env(env: &Environment) -> Result<Deps> {
-        let settings = Settings::from_env(env)?;
+        Deps::with_credentials(Settings::from_env(env)?, None).await
+    }
+
+    /// The client for `settings`, signing (SigV4) with `credentials` when given: a provider the
+    /// caller has already built (the command line's profile, or an SDK configuration that a
+    /// function loads for S3 as well), instead of a default chain of its own.
+    pub async fn with_credentials(
+        settings: Settings,
+        credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    ) -> Result<Deps> {
         let clock = Clock::system();
-        let opensearch = OpenSearch::from_settings(&settings, clock.clone()).await?;
+        let opensearch =
+            OpenSearch::from_settings_with(&settings, clock.clone(), credentials).await?;
         Ok(Deps {
             settings,
             opensearch,

@@ -299,21 +299,12 @@ pub struct RetentionInput {
     pub dry_run: Option<bool>,
 }
 
-/// The retention function's dependencies: the shared ones and its policy.
+/// What retention needs besides verify's verdicts: the cluster's dependencies and the policy
+/// (`ossnap_retention` builds them for the Lambda function, the command line for itself).
 #[derive(Debug, Clone)]
 pub struct Retention {
     pub deps: Deps,
     pub policy: Policy,
-}
-
-impl Retention {
-    pub async fn from_env(env: &Environment) -> Result<Retention> {
-        let policy = Policy::from_env(env)?;
-        Ok(Retention {
-            deps: Deps::from_env(env).await?,
-            policy,
-        })
-    }
 }
 
 /// Applies `policy` to the repository's snapshots. `damaged` reads the snapshots verify recorded

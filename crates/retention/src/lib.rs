@@ -8,11 +8,11 @@
 //! deletion, since without it a damaged snapshot could be counted as healthy.
 
 use lambda_runtime::LambdaEvent;
-use ossnap_core::config::Environment;
+use ossnap_core::config::{AuthSettings, Environment, Settings};
 use ossnap_core::event::Invocation;
 use ossnap_core::function::prepare;
-use ossnap_core::retention::{self, Retention, RetentionInput, RetentionOutput};
-use ossnap_core::Result;
+use ossnap_core::retention::{self, Policy, Retention, RetentionInput, RetentionOutput};
+use ossnap_core::{Deps, Result};
 use ossnap_storage::s3::S3Store;
 use ossnap_storage::verdicts::Verdicts;
 use serde_json::Value;
@@ -26,15 +26,24 @@ pub struct RetentionFunction {
 }
 
 impl RetentionFunction {
-    /// The settings and policy of `env`; an S3 client from aws-config's default chain
-    /// (`AWS_ENDPOINT_URL_S3` points it at the local stack).
+    /// The settings and policy of `env`; one SDK configuration from aws-config's default chain
+    /// for the S3 client (`AWS_ENDPOINT_URL_S3` points it at the local stack) and for signing
+    /// the cluster's requests.
     pub async fn from_env(env: &Environment) -> Result<RetentionFunction> {
-        let retention = Retention::from_env(env).await?;
+        let policy = Policy::from_env(env)?;
+        let settings = Settings::from_env(env)?;
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
+        let credentials = match settings.auth {
+            AuthSettings::SigV4 => sdk.credentials_provider(),
+            _ => None,
+        };
         Ok(RetentionFunction {
-            retention,
+            retention: Retention {
+                deps: Deps::with_credentials(settings, credentials).await?,
+                policy,
+            },
             store: S3Store::new(ossnap_storage::s3::client(env, &sdk)),
         })
     }
