@@ -263,6 +263,15 @@ impl Execution {
         self.invocations_of(POLLING_FUNCTION)
     }
 
+    /// The pause each successful poll chose before the next, in seconds (0 once done).
+    pub fn poll_waits(&self) -> Vec<u64> {
+        self.invocations
+            .iter()
+            .filter(|invocation| invocation.function == POLLING_FUNCTION)
+            .filter_map(|invocation| invocation.outcome.as_ref().ok()?["wait_seconds"].as_u64())
+            .collect()
+    }
+
     /// The errors `state_name` was retried for, in order.
     pub fn retries_of(&self, state_name: &str) -> Vec<&str> {
         self.events

@@ -198,22 +198,23 @@ pub fn remaining_seconds(elapsed_ms: i64, done: Option<f64>) -> f64 {
     }
 }
 
-/// The share done, in [0, 1]: the furthest along of bytes, files and shards, since a shard
-/// with nothing new to upload is done without moving the byte count.
+/// The share done, in [0, 1]: of the bytes to upload, since uploading is what takes the time;
+/// of the files when there are no bytes to count, and of the shards when there are no stats.
+/// (Shard counts mislead: a small shard or one with nothing new is done early, and a shard
+/// count that runs ahead of the bytes made each estimate too short, a poll too many each time.)
 fn progress(status: &SnapshotStatus) -> Option<f64> {
     let ratio = |done: u64, total: u64| (total > 0).then(|| (done as f64 / total as f64).min(1.0));
     let stats = status.stats.as_ref();
     let to_upload = stats.and_then(|s| s.incremental.or(s.total));
     let processed = stats.and_then(|s| s.processed);
-    let mut shares = Vec::with_capacity(3);
-    if let (Some(processed), Some(to_upload)) = (processed, to_upload) {
-        shares.extend(ratio(processed.size_in_bytes, to_upload.size_in_bytes));
-        shares.extend(ratio(processed.file_count, to_upload.file_count));
-    }
-    if let Some(shards) = status.shards_stats {
-        shares.extend(ratio(shards.done + shards.failed, shards.total));
-    }
-    shares.into_iter().reduce(f64::max)
+    let of_stats = processed.zip(to_upload).and_then(|(processed, to_upload)| {
+        ratio(processed.size_in_bytes, to_upload.size_in_bytes)
+            .or_else(|| ratio(processed.file_count, to_upload.file_count))
+    });
+    of_stats.or_else(|| {
+        let shards = status.shards_stats?;
+        ratio(shards.done + shards.failed, shards.total)
+    })
 }
 
 #[cfg(test)]
@@ -263,12 +264,35 @@ mod tests {
     #[test]
     fn shard_counts_stand_in_for_missing_byte_stats() {
         let mut s = status(100, 0, 0);
+        let stats = s.stats.as_mut().unwrap();
+        stats.incremental.as_mut().unwrap().file_count = 0;
         s.shards_stats = Some(ShardsStats {
             done: 3,
             total: 4,
             ..ShardsStats::default()
         });
         assert_eq!(suggested_wait(&s), 34);
+    }
+
+    #[test]
+    fn bytes_lead_over_shard_counts() {
+        // Half the bytes after 10 minutes, though 3 of 4 shards (the small ones) are done:
+        // 10 more minutes, not 3.
+        let mut s = status(600, 500, 1000);
+        s.shards_stats = Some(ShardsStats {
+            done: 3,
+            total: 4,
+            ..ShardsStats::default()
+        });
+        assert_eq!(suggested_wait(&s), 600);
+    }
+
+    #[test]
+    fn files_count_when_there_are_no_bytes() {
+        let mut s = status(100, 0, 0);
+        let stats = s.stats.as_mut().unwrap();
+        stats.processed.as_mut().unwrap().file_count = 5;
+        assert_eq!(suggested_wait(&s), 100);
     }
 
     /// A 30-minute snapshot with steady progress is polled a handful of times, not thirty.

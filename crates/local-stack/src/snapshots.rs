@@ -18,7 +18,7 @@ use crate::errors::ApiError;
 use crate::ids::random_base64_uuid;
 use crate::millis::{format_millis, now_millis};
 use crate::opensearch::{Body, Call, Emulator, Handled, Reply};
-use crate::repository_writer::{self, CapturedIndex, RepositoryError, SnapshotPlan};
+use crate::repository_writer::{self, CapturedIndex, RepositoryError, ShardPlan, SnapshotPlan};
 use crate::running::RunningSnapshot;
 use crate::security;
 
@@ -211,21 +211,35 @@ impl RunningSnapshot {
         (elapsed / duration.as_secs_f64().max(0.001)).min(0.99)
     }
 
+    /// The shard's plan, if the snapshot has one.
+    fn planned(&self, index: &str, shard: u32) -> Option<&ShardPlan> {
+        self.plan.as_ref().and_then(|plan| {
+            plan.shards
+                .iter()
+                .find(|planned| planned.index == index && planned.shard == shard)
+        })
+    }
+
     /// `SnapshotStatus` while running, at `now` (the cluster's clock): shards are processed one
-    /// after another.
+    /// after another, each for its share of the bytes to upload, as uploading is what takes the
+    /// time (so the share of bytes processed is the share of time elapsed, whatever the shards'
+    /// sizes and order).
     fn status_json(&self, duration: Duration, now: Instant) -> Value {
         let progress = self.progress(duration, now);
         let elapsed = (now - self.started).as_millis() as i64;
-        let total_shards = self.shards.len().max(1) as f64;
+        let weights: Vec<u64> = self
+            .shards
+            .iter()
+            .map(|(index, shard)| {
+                self.planned(index, *shard)
+                    .map_or(0, |p| p.incremental_bytes)
+            })
+            .collect();
+        let shard_progress = sequential_progress(progress, &weights);
         let mut indices: std::collections::BTreeMap<&str, IndexProgress> =
             std::collections::BTreeMap::new();
-        for (position, (index, shard)) in self.shards.iter().enumerate() {
-            let shard_progress = ((progress * total_shards) - position as f64).clamp(0.0, 1.0);
-            let planned = self.plan.as_ref().and_then(|plan| {
-                plan.shards
-                    .iter()
-                    .find(|planned| &planned.index == index && planned.shard == *shard)
-            });
+        for ((index, shard), shard_progress) in self.shards.iter().zip(shard_progress) {
+            let planned = self.planned(index, *shard);
             let (incremental, total) = planned.map_or(((0, 0), (0, 0)), |planned| {
                 (
                     (planned.incremental_files, planned.incremental_bytes),
@@ -284,6 +298,37 @@ impl RunningSnapshot {
             "indices": indices
         })
     }
+}
+
+/// How far along each of shards processed one after another is, when the whole is `progress`
+/// (in [0, 1]) along and each shard takes its `weights` share of the time; a shard of weight 0
+/// (nothing new to upload) is done as soon as the shards before it are. Without any weight, the
+/// shards share the time equally.
+fn sequential_progress(progress: f64, weights: &[u64]) -> Vec<f64> {
+    let total: u64 = weights.iter().sum();
+    let weights: Vec<f64> = if total == 0 {
+        vec![1.0; weights.len()]
+    } else {
+        weights.iter().map(|weight| *weight as f64).collect()
+    };
+    let reached = progress * weights.iter().sum::<f64>();
+    let mut before = 0.0;
+    weights
+        .iter()
+        .map(|weight| {
+            let share = if *weight == 0.0 {
+                if reached >= before {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else {
+                ((reached - before) / weight).clamp(0.0, 1.0)
+            };
+            before += weight;
+            share
+        })
+        .collect()
 }
 
 /// Per-index accumulation for `_status`.
@@ -2004,6 +2049,27 @@ fn version_key(version: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_take_their_share_of_the_bytes_in_time() {
+        // A heavy shard first: at half time it is not done, and the bytes processed are half.
+        let shards = sequential_progress(0.5, &[68, 32]);
+        assert!((shards[0] - 50.0 / 68.0).abs() < 1e-9, "{shards:?}");
+        assert_eq!(shards[1], 0.0);
+        // A light one first is done early, the heavy one takes the rest.
+        let shards = sequential_progress(0.5, &[32, 68]);
+        assert_eq!(shards[0], 1.0);
+        assert!((shards[1] - 18.0 / 68.0).abs() < 1e-9, "{shards:?}");
+        // Nothing new to upload: done as soon as the shards before it are.
+        assert_eq!(sequential_progress(0.0, &[0, 10, 0]), vec![1.0, 0.0, 0.0]);
+        assert_eq!(sequential_progress(0.5, &[0, 10, 0]), vec![1.0, 0.5, 0.0]);
+        assert_eq!(sequential_progress(1.0, &[0, 10, 0]), vec![1.0, 1.0, 1.0]);
+        // Without sizes, equal shares.
+        assert_eq!(
+            sequential_progress(0.5, &[0, 0, 0, 0]),
+            vec![1.0, 1.0, 0.0, 0.0]
+        );
+    }
 
     #[test]
     fn snapshot_names_are_validated_in_server_order() {

@@ -607,6 +607,7 @@ pub async fn long_snapshot(minutes: u64) -> Result<LongSnapshot, WorkflowError> 
             invocations: execution.invocations.len(),
             polls: execution.polls(),
         },
+        execution.poll_waits(),
     ))
 }
 

@@ -46,13 +46,20 @@ pub struct LongSnapshot {
     pub duration_minutes: u64,
     pub succeeded: bool,
     pub workflow: Cost,
+    /// The pause check-status chose after each poll, in seconds (0 once the snapshot is done).
+    pub waits: Vec<u64>,
     /// The same run if check-status were polled every 60 s instead (each extra poll is one
     /// Wait, one CheckStatus and one Choice: three transitions and one invocation).
     pub polling_every_60_s: Cost,
 }
 
 impl LongSnapshot {
-    pub fn new(duration_minutes: u64, succeeded: bool, workflow: Cost) -> LongSnapshot {
+    pub fn new(
+        duration_minutes: u64,
+        succeeded: bool,
+        workflow: Cost,
+        waits: Vec<u64>,
+    ) -> LongSnapshot {
         let polls = duration_minutes as usize;
         let extra = polls.saturating_sub(workflow.polls);
         LongSnapshot {
@@ -64,6 +71,7 @@ impl LongSnapshot {
                 polls,
             },
             workflow,
+            waits,
         }
     }
 }
@@ -148,11 +156,12 @@ impl Report {
         ));
         for long in &self.long_snapshots {
             out.push_str(&format!(
-                "a {}-minute snapshot: {} transitions, {} invocations, {} polls; polling every 60 s: {} transitions, {} invocations, {} polls\n",
+                "a {}-minute snapshot: {} transitions, {} invocations, {} polls (waits {:?} s); polling every 60 s: {} transitions, {} invocations, {} polls\n",
                 long.duration_minutes,
                 long.workflow.transitions,
                 long.workflow.invocations,
                 long.workflow.polls,
+                long.waits,
                 long.polling_every_60_s.transitions,
                 long.polling_every_60_s.invocations,
                 long.polling_every_60_s.polls,
@@ -194,6 +203,7 @@ mod tests {
                 invocations: 8,
                 polls: 3,
             },
+            vec![900, 870, 0],
         );
         assert_eq!(
             long.polling_every_60_s,
