@@ -296,6 +296,10 @@ pub fn taken_at(prefix: &str, name: &str) -> Option<OffsetDateTime> {
 #[serde(deny_unknown_fields)]
 pub struct RetentionInput {
     pub repository: Option<String>,
+    /// Where the repository's snapshots are, as verify was given them (its verdicts are kept
+    /// beside them); the settings' by default, which are `SNAPSHOT_REPOSITORY`'s.
+    pub bucket: Option<String>,
+    pub base_path: Option<String>,
     pub dry_run: Option<bool>,
 }
 

@@ -12,7 +12,7 @@ use ossnap_core::config::{AuthSettings, Environment, Settings};
 use ossnap_core::event::Invocation;
 use ossnap_core::function::prepare;
 use ossnap_core::retention::{self, Policy, Retention, RetentionInput, RetentionOutput};
-use ossnap_core::{Deps, Result};
+use ossnap_core::{Deps, Error, Result};
 use ossnap_storage::s3::S3Store;
 use ossnap_storage::verdicts::Verdicts;
 use serde_json::Value;
@@ -57,18 +57,43 @@ pub async fn handle(
     run(&function.retention, &function.store, invocation).await
 }
 
-/// Applies the policy, with the verdicts on the repository at the settings' bucket and base
-/// path (read once the input is valid).
+/// Applies the policy, with the verdicts on the repository where its snapshots are (read once
+/// the input is valid).
 pub async fn run(
     retention: &Retention,
     s3: &S3Store,
     invocation: Invocation<RetentionInput>,
 ) -> Result<RetentionOutput> {
+    let location = verdicts_location(&retention.deps.settings, &invocation.input);
     let damaged = async {
-        let (bucket, base_path) = retention.deps.settings.location(None, None)?;
+        let (bucket, base_path) = location?;
         Verdicts::of_repository(s3, bucket, base_path.as_deref())
             .damaged()
             .await
     };
     retention::run(&retention.deps, &retention.policy, damaged, invocation).await
+}
+
+/// The bucket and base path of the input's repository: the input's, else the settings'. The
+/// settings' are `SNAPSHOT_REPOSITORY`'s only: for another repository they would name a folder
+/// without its verdicts, and a snapshot verify found damaged would count as healthy, so
+/// retention of another repository must say where it is.
+fn verdicts_location(
+    settings: &Settings,
+    input: &RetentionInput,
+) -> Result<(String, Option<String>)> {
+    let another = input
+        .repository
+        .as_ref()
+        .filter(|repository| **repository != settings.repository);
+    if let (Some(repository), None, None) = (another, &input.bucket, &input.base_path) {
+        return Err(Error::config(format!(
+            "retention of repository {repository:?} needs its \"bucket\" and \"base_path\" in the \
+             event: SNAPSHOT_BUCKET and SNAPSHOT_BASE_PATH are those of {:?} (SNAPSHOT_REPOSITORY), \
+             and retention reads verify's verdicts where the snapshots are, so that a damaged \
+             snapshot never counts as healthy",
+            settings.repository
+        )));
+    }
+    settings.location(input.bucket.clone(), input.base_path.clone())
 }

@@ -140,7 +140,12 @@ fn matrix_a() -> Vec<Case> {
             format!("invalid SNAPSHOT_ROLE_ARN [{role_arn}]: {why}"),
         ));
     }
-    for function in ["register", "verify"] {
+    cases.push(case(
+        "retention",
+        json!({"repository": "other"}),
+        "retention of repository \"other\" needs its \"bucket\" and \"base_path\" in the event",
+    ));
+    for function in ["register", "verify", "retention"] {
         let snapshot = json!("ossnap-20261128-020000");
         for (field, value, message) in [
             (

@@ -53,8 +53,8 @@ async fn apply(
     dry_run: Option<bool>,
 ) -> RetentionOutput {
     let input = RetentionInput {
-        repository: None,
         dry_run,
+        ..RetentionInput::default()
     };
     stack.retain(deps, policy, input).await.unwrap()
 }
@@ -488,6 +488,46 @@ async fn a_snapshot_verify_found_damaged_does_not_count_toward_the_minimum() {
         .as_str()
         .unwrap()
         .contains("missing shard snapshot"));
+
+    // A function configured for another repository, asked for this one, must be told where it
+    // is: the configured folder holds none of its verdicts.
+    let configured_elsewhere = stack.deps(&[
+        ("SNAPSHOT_REPOSITORY", "other"),
+        ("SNAPSHOT_BASE_PATH", "elsewhere"),
+    ]);
+    stack.control().clear_requests();
+    let this_repository = RetentionInput {
+        repository: Some("ossnap".into()),
+        dry_run: Some(true),
+        ..RetentionInput::default()
+    };
+    let refused = stack
+        .retain(&configured_elsewhere, &policy(2, Some(2)), this_repository)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ConfigError);
+    assert!(
+        refused
+            .message()
+            .contains("retention of repository \"ossnap\" needs its \"bucket\" and \"base_path\""),
+        "{refused}"
+    );
+    assert!(stack.control().requests().is_empty());
+    let told = RetentionInput {
+        repository: Some("ossnap".into()),
+        base_path: Some(BASE_PATH.into()),
+        dry_run: Some(true),
+        ..RetentionInput::default()
+    };
+    let planned = stack
+        .retain(&configured_elsewhere, &policy(2, Some(2)), told)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&planned.deleted),
+        vec![ours[0].as_str()],
+        "{planned:?}"
+    );
 
     // Without the verdict the newest would be one of the two kept, and ours[1] would go too.
     let output = apply(&stack, &deps, &policy(2, Some(2)), None).await;
