@@ -340,18 +340,20 @@ async fn a_delete_answered_after_cleanup_or_not_at_all_is_checked_by_listing() {
     let output = apply(&stack, &deps, &policy(2, Some(3)), None).await;
     assert_eq!(names(&output.deleted), vec![ours[0].as_str()]);
 
-    // An answer that outlasts the client's timeout, once the deletion is done.
+    // An answer that outlasts the client's timeout, once the deletion is done. The timeout leaves
+    // the emulator ample time to finish the deletion first, even on a loaded machine (at 300 ms
+    // a loaded make test once listed before it had, and retention rightly called it not gone).
     let impatient = Deps {
         opensearch: deps
             .opensearch
             .clone()
-            .with_request_timeout(Duration::from_millis(300))
+            .with_request_timeout(Duration::from_secs(2))
             .unwrap(),
         ..deps.clone()
     };
     stack.control().add_fault(Fault {
         after_accept: true,
-        latency_ms: 1_000,
+        latency_ms: 8_000,
         ..Fault::new(
             "DELETE",
             "/_snapshot/ossnap/*",
