@@ -74,10 +74,11 @@ pub async fn run(
     retention::run(&retention.deps, &retention.policy, damaged, invocation).await
 }
 
-/// The bucket and base path of the input's repository: the input's, else the settings'. The
-/// settings' are `SNAPSHOT_REPOSITORY`'s only: for another repository they would name a folder
-/// without its verdicts, and a snapshot verify found damaged would count as healthy, so
-/// retention of another repository must say where it is.
+/// Where verify's verdicts on the input's repository are: its bucket and base path, by default
+/// the settings' for `SNAPSHOT_REPOSITORY`. Another repository must give at least one of them
+/// (its bucket is then the settings' if left out, its base path its own: none is the bucket's
+/// root), since the settings' folder holds none of its verdicts and a snapshot verify found
+/// damaged would count as healthy.
 fn verdicts_location(
     settings: &Settings,
     input: &RetentionInput,
@@ -95,5 +96,65 @@ fn verdicts_location(
             settings.repository
         )));
     }
-    settings.location(input.bucket.clone(), input.base_path.clone())
+    let (bucket, base_path) = settings.location(input.bucket.clone(), input.base_path.clone())?;
+    // Another repository's base path is its own: none given is the bucket's root.
+    let base_path = if another.is_some() {
+        input.base_path.clone()
+    } else {
+        base_path
+    };
+    Ok((bucket, base_path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::from_env(&Environment::from_pairs([
+            ("SNAPSHOT_REPOSITORY", "ossnap"),
+            ("SNAPSHOT_BUCKET", "acme-backups"),
+            ("SNAPSHOT_BASE_PATH", "prod"),
+        ]))
+        .unwrap()
+    }
+
+    fn input(
+        repository: Option<&str>,
+        bucket: Option<&str>,
+        base_path: Option<&str>,
+    ) -> RetentionInput {
+        RetentionInput {
+            repository: repository.map(str::to_string),
+            bucket: bucket.map(str::to_string),
+            base_path: base_path.map(str::to_string),
+            dry_run: None,
+        }
+    }
+
+    #[test]
+    fn the_configured_repository_has_the_configured_location() {
+        let expected = ("acme-backups".to_string(), Some("prod".to_string()));
+        for repository in [None, Some("ossnap")] {
+            let location = verdicts_location(&settings(), &input(repository, None, None));
+            assert_eq!(location.unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn another_repository_never_takes_the_configured_base_path() {
+        let location = |bucket, base_path| {
+            verdicts_location(&settings(), &input(Some("archive"), bucket, base_path))
+        };
+        let refused = location(None, None).unwrap_err();
+        assert_eq!(refused.kind(), ossnap_core::ErrorKind::ConfigError);
+        assert_eq!(
+            location(Some("archive-bucket"), None).unwrap(),
+            ("archive-bucket".to_string(), None)
+        );
+        assert_eq!(
+            location(None, Some("archive")).unwrap(),
+            ("acme-backups".to_string(), Some("archive".to_string()))
+        );
+    }
 }
