@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
+use futures::stream::{StreamExt, TryStreamExt};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
@@ -164,6 +164,16 @@ impl AzureStore {
         })
     }
 
+    /// The outcome of one block's upload task (a panic in it goes on as a panic here).
+    fn block_sent(
+        &self,
+        blob: &str,
+        sent: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
+    ) -> Result<()> {
+        sent.unwrap_or_else(|stopped| std::panic::resume_unwind(stopped.into_panic()))
+            .map_err(|e| self.error("write", blob, e))
+    }
+
     fn error(&self, action: &str, blob: &str, error: object_store::Error) -> Error {
         let at = format!("{}/{blob}", self.location);
         let account = &self.location.account;
@@ -308,7 +318,10 @@ impl BlobSink for AzureStore {
             .put_multipart(&path)
             .await
             .map_err(|e| self.error("write", blob, e))?;
-        let mut in_flight = FuturesUnordered::new();
+        // Each block uploads in a task of its own, so that blocks go out while the body is still
+        // being read (futures merely held here would not move until awaited); dropping the set
+        // on failure aborts them.
+        let mut in_flight = tokio::task::JoinSet::new();
         let mut block = BytesMut::with_capacity(self.block_size);
         let result: Result<()> = async {
             loop {
@@ -325,11 +338,11 @@ impl BlobSink for AzureStore {
                                 &mut block,
                                 BytesMut::with_capacity(self.block_size),
                             );
-                            in_flight.push(upload.put_part(PutPayload::from(full.freeze())));
+                            in_flight.spawn(upload.put_part(PutPayload::from(full.freeze())));
                         }
                         while in_flight.len() >= self.block_concurrency {
-                            if let Some(sent) = in_flight.next().await {
-                                sent.map_err(|e| self.error("write", blob, e))?;
+                            if let Some(sent) = in_flight.join_next().await {
+                                self.block_sent(blob, sent)?;
                             }
                         }
                     }
@@ -340,10 +353,10 @@ impl BlobSink for AzureStore {
             }
             check_length(blob, received, size, true)?;
             if !block.is_empty() {
-                in_flight.push(upload.put_part(PutPayload::from(block.split().freeze())));
+                in_flight.spawn(upload.put_part(PutPayload::from(block.split().freeze())));
             }
-            while let Some(sent) = in_flight.next().await {
-                sent.map_err(|e| self.error("write", blob, e))?;
+            while let Some(sent) = in_flight.join_next().await {
+                self.block_sent(blob, sent)?;
             }
             upload
                 .complete()

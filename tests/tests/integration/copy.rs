@@ -317,13 +317,34 @@ async fn no_blob_is_written_before_the_blobs_it_points_at_and_index_latest_comes
     }
 }
 
-/// A destination whose writes after the first `allowed` send their first chunk and then never
+/// A destination whose writes after the first five send the start of their body, and then never
 /// finish: the state of a process killed mid-blob.
 #[derive(Debug)]
 struct Stalling {
     inner: Arc<dyn BlobSink>,
     allowed: AtomicUsize,
+    cutoff: Cutoff,
     stalled: Arc<Notify>,
+}
+
+/// How much of the blob cut off goes out before the kill.
+#[derive(Debug, Clone, Copy)]
+enum Cutoff {
+    /// Its first chunk.
+    FirstChunk,
+    /// A block of `block_size` bytes at least, sent as a Put Block.
+    FirstBlock { block_size: usize },
+}
+
+impl Stalling {
+    fn new(inner: Arc<dyn BlobSink>, cutoff: Cutoff) -> Stalling {
+        Stalling {
+            inner,
+            allowed: AtomicUsize::new(5),
+            cutoff,
+            stalled: Arc::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -344,7 +365,7 @@ impl BlobStore for Stalling {
 
 #[async_trait]
 impl BlobSink for Stalling {
-    async fn write(&self, blob: &str, size: u64, body: ByteStream) -> ossnap_core::Result<()> {
+    async fn write(&self, blob: &str, size: u64, mut body: ByteStream) -> ossnap_core::Result<()> {
         let allowed = self
             .allowed
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -352,14 +373,46 @@ impl BlobSink for Stalling {
         if allowed {
             return self.inner.write(blob, size, body).await;
         }
-        // Asked for more once the first chunk is written: says so, and never answers.
+        let first_bytes = match self.cutoff {
+            Cutoff::FirstChunk => 1,
+            Cutoff::FirstBlock { block_size } => block_size,
+        };
+        let mut first = Vec::new();
+        let mut passed = 0;
+        while passed < first_bytes {
+            let Some(chunk) = body.next().await else {
+                break;
+            };
+            passed += chunk.as_ref().map_or(0, |chunk| chunk.len());
+            first.push(chunk);
+        }
+        // Asked for more once those are taken: for a block, waits (30 s at most) until the store
+        // has started sending it, as it must while the body is still being read; then says so,
+        // and never answers.
+        let inner = self.inner.clone();
+        let blocks_before = inner.requests().put_block;
+        let cutoff = self.cutoff;
         let stalled = self.stalled.clone();
         let never = futures::stream::once(async move {
+            for _ in 0..3000 {
+                let sent = match cutoff {
+                    Cutoff::FirstChunk => true,
+                    Cutoff::FirstBlock { .. } => inner.requests().put_block > blocks_before,
+                };
+                if sent {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
             stalled.notify_one();
             futures::future::pending::<ossnap_core::Result<bytes::Bytes>>().await
         });
         self.inner
-            .write(blob, size, Box::pin(body.take(1).chain(never)))
+            .write(
+                blob,
+                size,
+                Box::pin(futures::stream::iter(first).chain(never)),
+            )
             .await
     }
 }
@@ -397,11 +450,7 @@ async fn a_copy_killed_mid_blob_resumes_where_it_stopped_and_ends_identical() {
     let whole = copy_all(&copier(&stack, folder(&reference))).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let stalling = Arc::new(Stalling {
-        inner: folder(&dir),
-        allowed: AtomicUsize::new(5),
-        stalled: Arc::default(),
-    });
+    let stalling = Arc::new(Stalling::new(folder(&dir), Cutoff::FirstChunk));
     kill_after_five_blobs(&stack, stalling).await;
     // The blob cut off mid-write is on disk, but no reader sees it as a blob.
     let destination = FolderStore::new(dir.path());
@@ -1138,12 +1187,12 @@ async fn a_copy_to_azure_killed_mid_blob_leaves_no_blob_of_its_blocks_and_resume
     let whole = copy_all(&copier(&stack, folder(&reference))).await;
 
     // Blocks of 64 bytes: every data blob is sent in several Put Block requests.
-    let blocks = Arc::new(azure_store(&stack, BASE_PATH, 64));
-    let stalling = Arc::new(Stalling {
-        inner: blocks.clone(),
-        allowed: AtomicUsize::new(5),
-        stalled: Arc::default(),
-    });
+    let block_size = 64;
+    let blocks = Arc::new(azure_store(&stack, BASE_PATH, block_size));
+    let stalling = Arc::new(Stalling::new(
+        blocks.clone(),
+        Cutoff::FirstBlock { block_size },
+    ));
     kill_after_five_blobs(&stack, stalling).await;
     // Only the five finished blobs are there...
     let in_azure = contents(blocks.as_ref()).await;
