@@ -227,19 +227,21 @@ impl RunningSnapshot {
     fn status_json(&self, duration: Duration, now: Instant) -> Value {
         let progress = self.progress(duration, now);
         let elapsed = (now - self.started).as_millis() as i64;
-        let weights: Vec<u64> = self
+        let plans: Vec<Option<&ShardPlan>> = self
             .shards
             .iter()
-            .map(|(index, shard)| {
-                self.planned(index, *shard)
-                    .map_or(0, |p| p.incremental_bytes)
-            })
+            .map(|(index, shard)| self.planned(index, *shard))
+            .collect();
+        let weights: Vec<u64> = plans
+            .iter()
+            .map(|planned| planned.map_or(0, |planned| planned.incremental_bytes))
             .collect();
         let shard_progress = sequential_progress(progress, &weights);
         let mut indices: std::collections::BTreeMap<&str, IndexProgress> =
             std::collections::BTreeMap::new();
-        for ((index, shard), shard_progress) in self.shards.iter().zip(shard_progress) {
-            let planned = self.planned(index, *shard);
+        for (((index, shard), planned), shard_progress) in
+            self.shards.iter().zip(plans).zip(shard_progress)
+        {
             let (incremental, total) = planned.map_or(((0, 0), (0, 0)), |planned| {
                 (
                     (planned.incremental_files, planned.incremental_bytes),
