@@ -244,6 +244,15 @@ mod tests {
         }
     }
 
+    fn three_of_four_shards_done(mut status: SnapshotStatus) -> SnapshotStatus {
+        status.shards_stats = Some(ShardsStats {
+            done: 3,
+            total: 4,
+            ..ShardsStats::default()
+        });
+        status
+    }
+
     #[test]
     fn wait_is_the_estimated_time_left() {
         // A quarter done after 5 minutes: 15 more minutes.
@@ -266,24 +275,14 @@ mod tests {
         let mut s = status(100, 0, 0);
         let stats = s.stats.as_mut().unwrap();
         stats.incremental.as_mut().unwrap().file_count = 0;
-        s.shards_stats = Some(ShardsStats {
-            done: 3,
-            total: 4,
-            ..ShardsStats::default()
-        });
-        assert_eq!(suggested_wait(&s), 34);
+        assert_eq!(suggested_wait(&three_of_four_shards_done(s)), 34);
     }
 
     #[test]
     fn bytes_lead_over_shard_counts() {
         // Half the bytes after 10 minutes, though 3 of 4 shards (the small ones) are done:
         // 10 more minutes, not 3.
-        let mut s = status(600, 500, 1000);
-        s.shards_stats = Some(ShardsStats {
-            done: 3,
-            total: 4,
-            ..ShardsStats::default()
-        });
+        let s = three_of_four_shards_done(status(600, 500, 1000));
         assert_eq!(suggested_wait(&s), 600);
     }
 
